@@ -364,7 +364,6 @@ SCHEMA: dict[str, dict[str, Option]] = {
         ),
     },
     "log": {
-        "level": _opt("info", choice("debug", "info", "warn", "error"), "Lowest level logged."),
         "access_log": _opt(
             "yes", parse_bool,
             "One line per request: user, device, command, version, status, time.",

@@ -1,0 +1,26 @@
+"""The base of every EAS command."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from easyncd.protocol.context import CommandContext, CommandResponse
+from easyncd.wbxml import Element
+
+
+class Command(ABC):
+    """One EAS command (MS-ASCMD).  Subclasses set :attr:`name` and implement
+    :meth:`run`; the dispatcher (``easyncd.protocol.dispatch``) has already
+    checked the version, the policy key and pending wipes, and decoded the body.
+    """
+
+    #: The ``Cmd`` value of the query, e.g. ``"FolderSync"``.
+    name: ClassVar[str] = ""
+    #: Whether the command is refused without a valid policy key (Provision: no).
+    needs_provisioning: ClassVar[bool] = True
+    #: Whether a request body is required (WBXML).
+    needs_body: ClassVar[bool] = True
+
+    @abstractmethod
+    async def run(self, ctx: CommandContext, body: Element | None) -> CommandResponse:
+        """Carry the command out and build its answer."""

@@ -1,0 +1,134 @@
+"""The daemon's service tree: the store first (migrated before anything is
+served), then the authenticator and the HTTP listeners.
+
+Startup failures (database unreachable, schema too new, a port in use, a bad
+endpoint string) are logged as one critical event and the daemon exits with
+status 1, so that systemd sees the failure.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+
+from easyncd.config import Config
+from easyncd.http.activesync import Services
+from easyncd.http.auth import Authenticator
+from easyncd.http.root import build_root
+from easyncd.http.site import EASSite
+from easyncd.http.trace import ProtocolTracer
+from easyncd.store import open_store
+from easyncd.store.interfaces import IStateStore, StoreError
+
+log = Logger()
+
+
+def sd_notify(state: str) -> bool:
+    """Tell systemd (Type=notify) about our state; False when not under systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode("ascii"))
+    except OSError:
+        return False
+    return True
+
+
+class EasyncdService(MultiService):
+    """The whole daemon.  Its children come up in order in :meth:`startService`."""
+
+    def __init__(self, config: Config, reactor: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.store: IStateStore | None = None
+        self.ports: list[IListeningPort] = []
+        self.ready: Deferred[None] | None = None
+
+    def startService(self) -> None:  # noqa: N802 (Twisted hook)
+        """Open and migrate the store, then start listening."""
+        super().startService()
+        self.ready = Deferred.fromCoroutine(self._start())
+
+    async def _start(self) -> None:
+        config = self.config
+        try:
+            store = open_store(config.database_url, self.reactor)
+            self.store = store
+            await store.migrate()
+            version = await store.schema_version()
+            log.info("state store ready: {engine}, schema version {version}",
+                     engine=store.engine, version=version)
+            services = Services(
+                config=config,
+                store=store,
+                authenticator=Authenticator(config, self.reactor),
+                clock=self.reactor,
+                tracer=ProtocolTracer(config.trace_dir, config.log.trace_devices,
+                                      config.log.trace_users),
+            )
+            site = EASSite(build_root(services), config.server.max_request_size)
+            for description in config.server.listen:
+                try:
+                    endpoint = serverFromString(self.reactor, description)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise StartupError(f"[server] listen: bad endpoint {description!r}: {exc}")
+                try:
+                    port = await endpoint.listen(site)
+                except Exception as exc:
+                    raise StartupError(f"[server] listen: cannot listen on {description!r}: {exc}")
+                self.ports.append(port)
+                address = port.getHost()
+                log.info("listening on {description} ({host}:{port})", description=description,
+                         host=getattr(address, "host", "?"), port=getattr(address, "port", "?"))
+        except (StartupError, StoreError) as exc:
+            self._fail(str(exc) or exc.__class__.__name__)
+            return
+        except Exception:
+            log.failure("easyncd could not start")
+            self._fail("unexpected error (see above)")
+            return
+        sd_notify("READY=1\nSTATUS=serving")
+        log.info("easyncd ready")
+
+    def _fail(self, reason: str) -> None:
+        log.critical("easyncd could not start: {reason}", reason=reason)
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        if self.reactor.running:
+            self.reactor.stop()
+        else:
+            self.reactor.callWhenRunning(self.reactor.stop)
+
+    async def _stop(self) -> None:
+        sd_notify("STOPPING=1")
+        ports, self.ports = self.ports, []
+        await DeferredList([port.stopListening() for port in ports if port is not None])
+        if self.store is not None:
+            store, self.store = self.store, None
+            await store.close()
+        log.info("easyncd stopped")
+
+    def stopService(self) -> Deferred[None]:  # noqa: N802 (Twisted hook)
+        """Stop listening, then close the store."""
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+
+class StartupError(Exception):
+    """A problem that keeps the daemon from starting, fit for one log line."""
+
+
+def make_service(config: Config, reactor: Any) -> EasyncdService:
+    """The daemon's root service."""
+    return EasyncdService(config, reactor)
