@@ -113,7 +113,8 @@ class EasyncdService(MultiService):
     async def _stop(self) -> None:
         sd_notify("STOPPING=1")
         ports, self.ports = self.ports, []
-        await DeferredList([port.stopListening() for port in ports if port is not None])
+        stopping = [port.stopListening() for port in ports]
+        await DeferredList([d for d in stopping if d is not None])
         if self.store is not None:
             store, self.store = self.store, None
             await store.close()

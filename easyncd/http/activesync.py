@@ -38,6 +38,9 @@ ACCEPTED_TYPES = frozenset({WBXML_TYPE, "application/vnd.ms-sync", "message/rfc8
 #: The MS-Server-ActiveSync header: the Exchange build whose behaviour we follow.
 SERVER_VERSION = "16.1"
 
+#: Reason phrases Twisted does not know.
+_REASONS = {449: b"Retry With", 451: b"Redirect", 499: b"Client Closed Request"}
+
 access_log = Logger(namespace="easyncd.access")
 log = Logger()
 
@@ -124,7 +127,7 @@ class ActiveSyncResource(Resource):
             self._log_access(request, outcome, duration)
             if finished["gone"]:
                 return
-            request.setResponseCode(outcome.code)
+            request.setResponseCode(outcome.code, _REASONS.get(outcome.code))
             for name, value in outcome.headers.items():
                 request.setHeader(name, value)
             if outcome.content_type:
@@ -230,8 +233,7 @@ class ActiveSyncResource(Resource):
             account.user = outcome_base["user"]
             return account
         outcome_base["user"] = account
-        request.content.seek(0)
-        body = request.content.read()
+        body = _body_of(request)
         content_type = (request.getHeader("Content-Type") or "").split(";")[0].strip().lower()
         if body and content_type and content_type not in ACCEPTED_TYPES:
             return _plain(415, f"Unsupported content type {content_type}", **outcome_base)
@@ -240,10 +242,7 @@ class ActiveSyncResource(Resource):
             for name, values in request.requestHeaders.getAllRawHeaders()
         }
         try:
-            eas_request = build_request(
-                parsed, headers, account,
-                highest=self.services.config.server.highest_version,
-            )
+            eas_request = build_request(parsed, headers, account)
         except RequestError as exc:
             return _plain(exc.http_status, exc.reason, **outcome_base)
         store = self.services.store
@@ -269,11 +268,6 @@ class ActiveSyncResource(Resource):
         outcome.user = account
         outcome.device_id = eas_request.device_id
         outcome.version = eas_request.protocol_version
-        if outcome.code < 400:
-            await store.record_request(
-                eas_request.device_id, account, eas_request.command,
-                eas_request.protocol_version, self.services.clock.seconds(),
-            )
         tracer = self.services.tracer
         if tracer.wanted(eas_request.device_id, account, bool(device and device.trace)):
             tracer.write(
@@ -310,6 +304,15 @@ class ActiveSyncResource(Resource):
 def _plain(code: int, reason: str, **fields: Any) -> _Outcome:
     return _Outcome(code=code, body=(reason + "\n").encode("utf-8"),
                     content_type="text/plain; charset=utf-8", **fields)
+
+
+def _body_of(request: Request, limit: int = -1) -> bytes:
+    """The buffered request body."""
+    content = request.content
+    if content is None:
+        return b""
+    content.seek(0)
+    return bytes(content.read(limit))
 
 
 def _path_only(request: Request) -> str:

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 from twisted.web.http import Request
 from twisted.web.resource import Resource
 
-from easyncd.http.activesync import ActiveSyncResource, Services, _Outcome
+from easyncd.http.activesync import ActiveSyncResource, Services, _body_of, _Outcome
 
 REQUEST_NS = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"
 RESPONSE_SCHEMA = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006"
@@ -91,9 +91,8 @@ class AutodiscoverXml(ActiveSyncResource):
         account = await self._authenticate(request)
         if isinstance(account, _Outcome):
             return account
-        request.content.seek(0)
         try:
-            email, schema = parse_request(request.content.read(MAX_BODY + 1))
+            email, schema = parse_request(_body_of(request, MAX_BODY + 1))
         except ValueError:
             return _Outcome(code=200, content_type="text/xml; charset=utf-8", user=account,
                             command="Autodiscover", body=_xml_error("600", "Invalid Request"))

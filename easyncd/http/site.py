@@ -19,13 +19,14 @@ class LimitedRequest(server.Request):
 
     def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 (Twisted hook)
         """Buffer a body chunk unless the limit has been passed."""
-        limit = getattr(self.channel.site, "max_request_size", None)
+        limit = getattr(getattr(self.channel, "site", None), "max_request_size", None)
         self._received += len(data)
         if limit is not None and self._received > limit:
             if not self.body_too_large:
                 self.body_too_large = True
-                self.content.seek(0)
-                self.content.truncate()
+                if self.content is not None:
+                    self.content.seek(0)
+                    self.content.truncate()
             return
         super().handleContentChunk(data)
 
@@ -40,5 +41,5 @@ class EASSite(server.Site):
         super().__init__(root, **kwargs)
         self.max_request_size = max_request_size
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: Any) -> None:
         """No combined-format line: ``easyncd.http.activesync`` logs each request."""

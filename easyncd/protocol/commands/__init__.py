@@ -1,1 +1,27 @@
-"""easyncd.protocol.commands."""
+"""The command registry: ``Cmd`` value -> :class:`~easyncd.protocol.commands.base.Command`.
+
+Only commands that really work are registered; OPTIONS advertises exactly
+these (:func:`implemented_commands`), and the dispatcher answers any other
+EAS command with "command not supported".
+"""
+from __future__ import annotations
+
+from easyncd.protocol.commands.base import Command
+from easyncd.protocol.commands.foldersync import FolderSyncCommand
+from easyncd.protocol.commands.provision import ProvisionCommand
+from easyncd.protocol.commands.settings import SettingsCommand
+from easyncd.protocol.versions import COMMAND_VERSIONS
+
+#: Cmd -> command class.
+COMMANDS: dict[str, type[Command]] = {
+    cls.name: cls
+    for cls in (ProvisionCommand, FolderSyncCommand, SettingsCommand)
+}
+
+
+def implemented_commands() -> list[str]:
+    """The registered commands, in MS-ASCMD table order (for ``MS-ASProtocolCommands``)."""
+    return [name for name in COMMAND_VERSIONS if name in COMMANDS]
+
+
+__all__ = ["COMMANDS", "Command", "implemented_commands"]
