@@ -177,7 +177,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
             "", parse_str,
             "Directory for the SQLite database and other state. Empty: $STATE_DIRECTORY\n"
             "(systemd), else /var/lib/easyncd when running as root, else\n"
-            "~/.local/share/easyncd.",
+            "~/.local/share/easyncd. Set it explicitly when easyncd-admin runs as\n"
+            "another user than the daemon (sudo -u easyncd easyncd-admin ...).",
         ),
         "highest_version": _opt(
             "16.1", parse_version,

@@ -199,6 +199,9 @@ def _users_file(run: _Run, config: Config) -> Any:
         run.warn(
             "warning: [auth] checkers does not include users_file: these passwords are not used"
         )
+    if run.args.command in ("add", "passwd"):
+        # A fresh installation: the data directory does not exist yet.
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     return UsersFile(path)
 
 
