@@ -275,30 +275,14 @@ class PostgresCommandLineTests(TestCase):
     (the server on 127.0.0.1:5432 that the integration tests use)."""
 
     def setUp(self) -> None:
-        import psycopg2
+        from easyncd.testing.postgres import create_database, drop_database
 
-        self.name = f"easyncd_admin_{os.getpid()}"
-        admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {self.name}")
-            cursor.execute(f"CREATE DATABASE {self.name}")
-        admin.close()
-        self.addCleanup(self._drop)
-        self.url = f"postgresql://postgres@127.0.0.1:5432/{self.name}"
+        self.name, self.url = create_database("easyncd_admin")
+        self.addCleanup(drop_database, self.name)
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
         self.env = dict(os.environ, PYTHONPATH=ROOT, HOME=self.base)
         self.env.pop("STATE_DIRECTORY", None)
-
-    def _drop(self) -> None:
-        import psycopg2
-
-        admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-        admin.close()
 
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "easyncd.admin.cli", "-f", SHIPPED,

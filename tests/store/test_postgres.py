@@ -6,10 +6,9 @@ dropped afterwards.  A server that cannot be reached makes the tests fail.
 """
 from __future__ import annotations
 
-import os
 import uuid
+from urllib.parse import urlsplit
 from typing import Any, Generator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 from twisted.internet.defer import gatherResults, inlineCallbacks
@@ -18,10 +17,8 @@ from twisted.trial import unittest
 from easyncd.store import open_store
 from easyncd.store.interfaces import StoreUnavailable
 from easyncd.store.postgres import PostgresStateStore
+from easyncd.testing.postgres import create_database, database_url, drop_database, server_url
 from tests.store.conformance import SchemaMigrationMixin, StateStoreConformanceMixin
-
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
 
 def _reactor() -> Any:
     from twisted.internet import reactor
@@ -29,50 +26,14 @@ def _reactor() -> Any:
     return reactor
 
 
-def server_url() -> str:
-    """The maintenance database URL of the test server."""
-    return os.environ.get("EASYNCD_TEST_POSTGRES", DEFAULT_SERVER)
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
 class PostgresTestMixin:
     """Fresh databases on the test server."""
 
-    def _admin(self) -> Any:
-        try:
-            connection = psycopg2.connect(server_url(), connect_timeout=10)
-        except psycopg2.OperationalError as error:
-            self.fail(  # type: ignore[attr-defined]
-                f"PostgreSQL test server {server_url()} cannot be reached (set"
-                f" EASYNCD_TEST_POSTGRES to a server where CREATE DATABASE is"
-                f" allowed): {error}"
-            )
-        connection.autocommit = True
-        return connection
-
     def create_database(self) -> str:
         """Create a database for this test; returns its URL.  Dropped at cleanup."""
-        name = "easyncd_test_" + uuid.uuid4().hex[:16]
-        admin = self._admin()
-        try:
-            with admin.cursor() as cursor:
-                cursor.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            admin.close()
-        self.addCleanup(self._drop_database, name)  # type: ignore[attr-defined]
-        return _with_database(server_url(), name)
-
-    def _drop_database(self, name: str) -> None:
-        admin = self._admin()
-        try:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            admin.close()
+        name, url = create_database()
+        self.addCleanup(drop_database, name)  # type: ignore[attr-defined]
+        return url
 
     def run_sql(self, url: str, statement: str, params: tuple[Any, ...] = ()) -> None:
         """Run one statement on ``url`` outside the store."""
@@ -213,6 +174,6 @@ class PostgresEngineTests(PostgresTestMixin, unittest.TestCase):
 
     @inlineCallbacks
     def test_missing_database(self) -> Generator[Any, Any, None]:
-        url = _with_database(server_url(), "easyncd_does_not_exist_" + uuid.uuid4().hex[:8])
+        url = database_url("easyncd_does_not_exist_" + uuid.uuid4().hex[:8])
         store = self._open(url)
         yield self.assertFailure(store.migrate(), StoreUnavailable)
