@@ -260,6 +260,7 @@ class ActiveSyncResource(Resource):
             clock=self.services.clock,
             log=Logger(namespace=f"easyncd.command.{eas_request.command}"),
             services=self.services.extra,
+            account_loaded=True,
         )
         started = time.monotonic()
         response: CommandResponse = await dispatch(ctx, body)

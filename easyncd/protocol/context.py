@@ -47,6 +47,7 @@ class CommandContext:
     """Everything a command may use to run."""
 
     request: EASRequest
+    #: The device account of the request, or None if the store has none.
     account: DeviceAccount | None
     store: IStateStore
     config: Config
@@ -54,6 +55,9 @@ class CommandContext:
     log: Logger
     #: Services of later issues (mail backend, groupware, push hub), by name.
     services: Mapping[str, Any] = field(default_factory=dict)
+    #: Whether ``account`` was already read from the store (so the dispatcher
+    #: need not read it again).
+    account_loaded: bool = False
 
 
 @dataclass

@@ -131,8 +131,10 @@ async def _dispatch(ctx: CommandContext, body: bytes) -> CommandResponse:
         return refusal(command, version, CommonStatus.CommandNotSupported)
 
     store: Any = ctx.store
-    account: DeviceAccount | None = await store.get_account(req.device_id, req.account)
-    ctx.account = account
+    if not ctx.account_loaded:
+        ctx.account = await store.get_account(req.device_id, req.account)
+        ctx.account_loaded = True
+    account: DeviceAccount | None = ctx.account
 
     if account_wipe_unsupported(account, version):
         ctx.log.warn(
