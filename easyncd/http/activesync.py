@@ -175,10 +175,10 @@ class ActiveSyncResource(Resource):
                 request.requestHeaders.getRawHeaders(b"Authorization", [None])[0],
                 self._client_address(request),
             )
-        except Unauthorized:
+        except Unauthorized as exc:
             return _Outcome(
                 code=401,
-                headers={"WWW-Authenticate": 'Basic realm="ActiveSync"'},
+                headers={"WWW-Authenticate": exc.challenge.decode("ascii")},
                 content_type="text/plain; charset=utf-8",
                 body=b"Authentication required\n",
             )

@@ -110,7 +110,7 @@ class HTTPTests(SynchronousTestCase):
             headers = {"Authorization": auth} if auth else {}
             head, _ = self.request("OPTIONS", "/Microsoft-Server-ActiveSync", headers=headers)
             self.assertIn(b"HTTP/1.1 401", head, auth)
-            self.assertIn(b'\r\nWWW-Authenticate: Basic realm="ActiveSync"', head)
+            self.assertIn(b'\r\nWWW-Authenticate: Basic realm="easyncd", charset="UTF-8"', head)
 
     def test_backend_down_is_503(self) -> None:
         self.checker.down = True
