@@ -399,3 +399,40 @@ class NotifyTests(TestCase):
             self.assertIn(b"READY=1", listener.recv(4096))
             assert_stopped_cleanly(self, daemon)
             self.assertIn(b"STOPPING=1", listener.recv(4096))
+
+
+class ImapAuthenticationTests(TestCase):
+    """``[auth] checkers = imap``: the daemon checks passwords with an IMAP LOGIN
+    (STARTTLS, certificate verified) against a real Dovecot, and a repeated valid
+    credential costs no further login."""
+
+    def test_imap_login_and_cache(self) -> None:
+        from easyncd.testing.dovecot import DovecotServer
+
+        server = DovecotServer({"dave": "imap-pass"})
+        server.start()
+        self.addCleanup(server.stop)
+        with tempfile.TemporaryDirectory() as tmp:
+            daemon = Daemon(tmp, options={
+                "auth.checkers": "imap",
+                "auth.imap_host": "localhost",
+                "auth.imap_port": str(server.imap_port),
+                "auth.imap_tls": "starttls",
+                "auth.imap_ca_file": server.ca_file,
+            })
+            daemon.start()
+            try:
+                key = provision(daemon, device_id="imapdev", user="dave", password="imap-pass")
+                for _ in range(3):
+                    answer = wbxml_of(daemon.post("FolderSync", folder_sync(), user="dave",
+                                                  password="imap-pass", device_id="imapdev",
+                                                  policy_key=key))
+                    self.assertEqual(answer.findtext("FolderHierarchy:Status"), "1")
+                with open(server.log_file, encoding="utf-8", errors="replace") as handle:
+                    logins = [line for line in handle if "Login: user=<dave>" in line]
+                self.assertEqual(len(logins), 1, logins)
+                refused = daemon.post("FolderSync", folder_sync(), user="dave",
+                                      password="wrong", device_id="imapdev", policy_key=key)
+                self.assertEqual(refused.status_code, 401)
+            finally:
+                assert_stopped_cleanly(self, daemon)
