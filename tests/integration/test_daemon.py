@@ -11,7 +11,7 @@ import requests
 from twisted.trial.unittest import TestCase
 
 from easyncd.wbxml import Element, encode
-from tests.integration.daemon import (
+from easyncd.testing.daemon import (
     TWISTD, WBXML, Daemon, folder_sync, provision, wbxml_of,
 )
 
