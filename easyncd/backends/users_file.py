@@ -23,10 +23,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import IUsernamePassword
-from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -289,17 +286,10 @@ class UsersFile:
         self._stamp = None  # re-read on next use
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return str(value)
-
-
-@implementer(ICredentialsChecker, IAuthenticator)
+@implementer(IAuthenticator)
 class UsersFileChecker:
     """Checks passwords against a :class:`UsersFile`, hashing in the reactor's thread pool."""
 
-    credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
     def __init__(self, users: UsersFile, reactor: Any) -> None:
@@ -321,19 +311,3 @@ class UsersFileChecker:
             return Failure(AuthBackendUnavailable(str(failure.value)))
 
         return d.addErrback(unreadable)
-
-    def requestAvatarId(self, credentials: Any) -> "Deferred[Any]":
-        """``twisted.cred``: the user name as avatar id, or :class:`UnauthorizedLogin`."""
-        try:
-            username = _text(credentials.username)
-            password = _text(credentials.password)
-        except UnicodeDecodeError:
-            return fail(UnauthorizedLogin("the credentials are not UTF-8"))
-        d = self.authenticate(username, password)
-
-        def result(ok: bool) -> str:
-            if not ok:
-                raise UnauthorizedLogin("bad user name or password")
-            return username
-
-        return d.addCallback(result)

@@ -22,10 +22,15 @@ import secrets
 from collections import OrderedDict
 from typing import Any, Sequence
 
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword, UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Attribute, Interface, implementer
 
 from easyncd.backends.interfaces import AuthBackendUnavailable, IAuthenticator
 
@@ -208,9 +213,10 @@ class FailureThrottle:
 class Authenticator:
     """What the HTTP resource calls to authenticate a request.
 
-    The checkers (:class:`~easyncd.backends.interfaces.IAuthenticator`
-    providers) are built from ``[auth] checkers`` unless given, and tried in
-    order: the first that accepts the password wins.  If none accepts and one
+    Passwords are checked through a twisted.cred :class:`Portal` whose one
+    checker, :class:`CheckerChain`, asks the password backends
+    (:class:`~easyncd.backends.interfaces.IAuthenticator` providers, built
+    from ``[auth] checkers`` unless given) in order.  If none accepts and one
     could not answer, the result is :class:`AuthUnavailable`.
     """
 
@@ -226,6 +232,7 @@ class Authenticator:
         auth = config.auth
         self.cache = CredentialCache(reactor, auth.cache_ttl)
         self.throttle = FailureThrottle(reactor, auth.failure_delay, auth.max_failure_delay)
+        self.portal = Portal(EASRealm(), [CheckerChain(self.checkers)])
         # Checks under way, by cache key: concurrent identical requests share one.
         self._pending: dict[bytes, list[Deferred[bool]]] = {}
 
@@ -294,11 +301,71 @@ class Authenticator:
         return mine
 
     def _check(self, account: str, password: str) -> "Deferred[bool]":
-        """Ask the checkers in order; fires True, False or fails with AuthBackendUnavailable."""
+        """Log in through the twisted.cred portal; fires True, False or fails
+        with AuthBackendUnavailable."""
+        credentials = UsernamePassword(account.encode("utf-8"), password.encode("utf-8"))
+        d = self.portal.login(credentials, None, IEASAccount)
 
-        async def run() -> bool:
+        def accepted(result: tuple[Any, Any, Any]) -> bool:
+            return True
+
+        def refused(failure: Failure) -> bool:
+            failure.trap(UnauthorizedLogin)
+            return False
+
+        return d.addCallbacks(accepted, refused)
+
+
+class IEASAccount(Interface):
+    """The avatar of an authenticated EAS user."""
+
+    name = Attribute("The account name (after the [auth] username_map).")
+
+
+@implementer(IEASAccount)
+class EASAccount:
+    """An authenticated account."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@implementer(IRealm)
+class EASRealm:
+    """Gives every authenticated avatar id an :class:`EASAccount`."""
+
+    def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> tuple[Any, Any, Any]:  # noqa: N802,N803
+        """twisted.cred hook."""
+        if IEASAccount not in interfaces:
+            raise NotImplementedError("easyncd only offers IEASAccount avatars")
+        name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else str(avatarId)
+        return IEASAccount, EASAccount(name), lambda: None
+
+
+@implementer(ICredentialsChecker)
+class CheckerChain:
+    """One twisted.cred checker over the configured password backends
+    (:class:`~easyncd.backends.interfaces.IAuthenticator` providers), tried in
+    order: the first that accepts wins.  If none accepts and one could not
+    answer, the login fails with AuthBackendUnavailable (an unknown answer is
+    not a wrong password)."""
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, authenticators: Sequence[Any]) -> None:
+        self.authenticators = list(authenticators)
+
+    def requestAvatarId(self, credentials: Any) -> "Deferred[bytes | tuple[()]]":  # noqa: N802
+        """twisted.cred hook: the account name (UTF-8), or UnauthorizedLogin."""
+        try:
+            account = credentials.username.decode("utf-8")
+            password = credentials.password.decode("utf-8")
+        except UnicodeDecodeError:
+            return fail(UnauthorizedLogin("the credentials are not UTF-8"))
+
+        async def run() -> bytes | tuple[()]:
             problem: AuthBackendUnavailable | None = None
-            for checker in self.checkers:
+            for checker in self.authenticators:
                 try:
                     ok = await checker.authenticate(account, password)
                 except AuthBackendUnavailable as exc:
@@ -309,9 +376,9 @@ class Authenticator:
                     problem = AuthBackendUnavailable(f"{type(checker).__name__}: {type(exc).__name__}")
                     continue
                 if ok:
-                    return True
+                    return credentials.username  # type: ignore[no-any-return]
             if problem is not None:
                 raise problem
-            return False
+            raise UnauthorizedLogin("bad user name or password")
 
         return Deferred.fromCoroutine(run())

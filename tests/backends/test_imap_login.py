@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -115,14 +113,6 @@ class DovecotTests(TestCase):
 
     async def test_implicit_tls(self) -> None:
         await self.assert_outcomes(self.checker("implicit"), ("carol", "passwört"))
-
-    async def test_cred_checker(self) -> None:
-        checker = self.checker("starttls")
-        self.assertEqual(
-            await checker.requestAvatarId(UsernamePassword(b"alice", b"correct horse")), "alice"
-        )
-        with self.assertRaises(UnauthorizedLogin):
-            await checker.requestAvatarId(UsernamePassword(b"alice", b"nope"))
 
     async def test_wrong_ca(self) -> None:
         other = self.mktemp()

@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import stat
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from easyncd.backends.interfaces import AuthBackendUnavailable, IAuthenticator
@@ -175,11 +173,3 @@ class CheckerTests(TestCase):
         with self.assertRaises(AuthBackendUnavailable):
             await checker.authenticate("alice", "pw")
         self.flushLoggedErrors()
-
-    async def test_request_avatar_id(self) -> None:
-        avatar = await self.checker.requestAvatarId(UsernamePassword(b"alice", b"pw"))
-        self.assertEqual(avatar, "alice")
-        with self.assertRaises(UnauthorizedLogin):
-            await self.checker.requestAvatarId(UsernamePassword(b"alice", b"bad"))
-        with self.assertRaises(UnauthorizedLogin):
-            await self.checker.requestAvatarId(UsernamePassword(b"alice", b"\xff"))

@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -309,3 +310,42 @@ class UsersFileIntegrationTests(TestCase):
         c = config("auth.checkers=imap, users_file", "auth.imap_tls=none")
         checkers = build_checkers(c, Clock())
         self.assertEqual([type(x) for x in checkers], [ImapLoginChecker, UsersFileChecker])
+
+
+class CredTests(SynchronousTestCase):
+    """The twisted.cred side: the checker chain behind the portal, and the realm."""
+
+    def login(self, authenticators: list[Any], user: bytes, password: bytes) -> Any:
+        from twisted.cred.credentials import UsernamePassword
+        from twisted.cred.portal import Portal
+
+        from easyncd.http.auth import CheckerChain, EASRealm, IEASAccount
+
+        portal = Portal(EASRealm(), [CheckerChain(authenticators)])
+        outcome: list[Any] = []
+        portal.login(UsernamePassword(user, password), None, IEASAccount).addBoth(outcome.append)
+        return outcome[0]
+
+    def test_first_accepting_backend_wins(self) -> None:
+        first, second = FakeChecker({"alice": "a"}), FakeChecker({"bob": "b"})
+        interface, avatar, logout = self.login([first, second], b"bob", b"b")
+        self.assertEqual(avatar.name, "bob")
+        self.assertEqual((first.calls, second.calls), (["bob"], ["bob"]))
+        interface, avatar, logout = self.login([first, second], b"alice", b"a")
+        self.assertEqual(second.calls, ["bob"])  # not asked once the first accepted
+
+    def test_refusals(self) -> None:
+        from twisted.cred.error import UnauthorizedLogin
+
+        checker = FakeChecker({"alice": "a"})
+        for user, password in ((b"alice", b"wrong"), (b"nobody", b"a"), (b"alice", b"\xff")):
+            result = self.login([checker], user, password)
+            self.assertIsInstance(result, Failure)
+            self.assertTrue(result.check(UnauthorizedLogin), result)
+
+    def test_backend_down_is_not_a_wrong_password(self) -> None:
+        result = self.login([FakeChecker({}, down=True), FakeChecker({"x": "y"})], b"alice", b"a")
+        self.assertIsInstance(result, Failure)
+        self.assertTrue(result.check(AuthBackendUnavailable))
+        ok = self.login([FakeChecker({}, down=True), FakeChecker({"alice": "a"})], b"alice", b"a")
+        self.assertEqual(ok[1].name, "alice")

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import IUsernamePassword
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import ssl
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -113,11 +110,10 @@ def read_trust_root(ca_file: str | None) -> Any:
     return ssl.Certificate.loadPEM(pem)
 
 
-@implementer(ICredentialsChecker, IAuthenticator)
+@implementer(IAuthenticator)
 class ImapLoginChecker:
     """Checks passwords by logging in to an IMAP server."""
 
-    credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
     def __init__(
@@ -226,23 +222,4 @@ class ImapLoginChecker:
             user=username, host=self.host, port=self.port, tls=self.tls, reason=reason,
         )
         return Failure(AuthBackendUnavailable(f"IMAP server {self.host}:{self.port}: {reason}"))
-
-    def requestAvatarId(self, credentials: Any) -> "Deferred[Any]":
-        """``twisted.cred``: the user name as avatar id, or :class:`UnauthorizedLogin`."""
-        username, password = credentials.username, credentials.password
-        try:
-            if isinstance(username, bytes):
-                username = username.decode("utf-8")
-            if isinstance(password, bytes):
-                password = password.decode("utf-8")
-        except UnicodeDecodeError:
-            return fail(UnauthorizedLogin("the credentials are not UTF-8"))
-        d = self.authenticate(username, password)
-
-        def result(ok: bool) -> str:
-            if not ok:
-                raise UnauthorizedLogin("bad user name or password")
-            return str(username)
-
-        return d.addCallback(result)
 
