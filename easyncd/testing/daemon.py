@@ -61,13 +61,21 @@ class Daemon:
     """One easyncd daemon process with its own config, data and users."""
 
     def __init__(self, directory: str, *, database: str | None = None,
-                 options: dict[str, str] | None = None) -> None:
+                 options: dict[str, str] | None = None, tls: dict[str, str] | None = None
+                 ) -> None:
+        """``tls``: {"cert": PEM path, "key": PEM path} to listen with TLS."""
         self.directory = directory
         self.port = free_port()
         self.config_path = os.path.join(directory, "easyncd.conf")
         self.log_path = os.path.join(directory, "daemon.log")
         self.data_dir = os.path.join(directory, "data")
-        lines = ["[server]", f"listen = tcp:{self.port}:interface=127.0.0.1",
+        self.scheme = "https" if tls else "http"
+        if tls:
+            listen = (f"ssl:{self.port}:interface=127.0.0.1:privateKey={tls['key']}"
+                      f":certKey={tls['cert']}")
+        else:
+            listen = f"tcp:{self.port}:interface=127.0.0.1"
+        lines = ["[server]", f"listen = {listen}",
                  f"data_dir = {self.data_dir}", "max_request_size = 64K"]
         if database:
             lines += ["[store]", f"database = {database}"]
@@ -150,7 +158,9 @@ class Daemon:
 
     @property
     def base(self) -> str:
-        """http://127.0.0.1:PORT"""
+        """http://127.0.0.1:PORT (https://localhost:PORT with TLS)"""
+        if self.scheme == "https":
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     def post(self, command: str, body: Element | bytes | None, *, user: str = "alice",

@@ -203,6 +203,12 @@ class DaemonTests(TestCase):
         unsupported = self.daemon.post("FolderSync", good, device_id="badinput", policy_key=key,
                                        version="9.9")
         self.assertEqual(unsupported.status_code, 400)
+        sync = Element("AirSync:Sync")
+        sync.add("AirSync:Collections")
+        not_yet = wbxml_of(self.daemon.post("Sync", sync, device_id="badinput", policy_key=key))
+        self.assertEqual(not_yet.findtext("AirSync:Status"), "137")  # not implemented (yet)
+        old_client = self.daemon.post("Sync", sync, device_id="badinput", version="12.1")
+        self.assertEqual(old_client.status_code, 501)
         self.assertEqual(self.daemon.devices(), before)
         # and the device still works afterwards
         ok = wbxml_of(self.daemon.post("FolderSync", folder_sync(), device_id="badinput",
@@ -434,5 +440,30 @@ class ImapAuthenticationTests(TestCase):
                 refused = daemon.post("FolderSync", folder_sync(), user="dave",
                                       password="wrong", device_id="imapdev", policy_key=key)
                 self.assertEqual(refused.status_code, 401)
+            finally:
+                assert_stopped_cleanly(self, daemon)
+
+
+class TLSTests(TestCase):
+    """``listen = ssl:...``: TLS through pyopenssl, checked by a client that
+    verifies the certificate against its CA."""
+
+    def test_https_listener(self) -> None:
+        from easyncd.testing.dovecot import make_certificates
+
+        with tempfile.TemporaryDirectory() as tmp:
+            certificates = make_certificates(os.path.join(tmp))
+            daemon = Daemon(tmp, tls=certificates)
+            daemon.add_user("alice", "secret")
+            daemon.start()
+            try:
+                response = requests.options(f"{daemon.base}/Microsoft-Server-ActiveSync",
+                                            auth=("alice", "secret"),
+                                            verify=certificates["ca"], timeout=10)
+                self.assertEqual(response.status_code, 200)
+                self.assertIn("16.1", response.headers["MS-ASProtocolVersions"])
+                with self.assertRaises(requests.exceptions.SSLError):
+                    requests.options(f"{daemon.base}/Microsoft-Server-ActiveSync", timeout=10,
+                                     verify=True)
             finally:
                 assert_stopped_cleanly(self, daemon)
