@@ -337,7 +337,7 @@ class EASRealm:
     def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> tuple[Any, Any, Any]:  # noqa: N802,N803
         """twisted.cred hook."""
         if IEASAccount not in interfaces:
-            raise NotImplementedError("easyncd only offers IEASAccount avatars")
+            raise TypeError("easyncd only offers IEASAccount avatars")
         name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else str(avatarId)
         return IEASAccount, EASAccount(name), lambda: None
 

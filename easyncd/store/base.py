@@ -3,6 +3,8 @@ method is one labelled transaction running a program of
 :mod:`easyncd.store.programs`.  Each engine says how a program runs."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from typing import Mapping, Sequence, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -23,7 +25,7 @@ from easyncd.store.programs import Program
 T = TypeVar("T")
 
 
-class SQLStateStore:
+class SQLStateStore(ABC):
     """Base of the SQL engines.  Subclasses set ``engine`` and implement
     :meth:`_run` and :meth:`close`."""
 
@@ -33,9 +35,9 @@ class SQLStateStore:
     def __init__(self, schema_dir: str = SCHEMA_DIR) -> None:
         self._schema_dir = schema_dir
 
+    @abstractmethod
     def _run(self, label: str, program: Program[T], write: bool = True) -> "Deferred[T]":
         """Run ``program`` as one transaction named ``label``."""
-        raise NotImplementedError
 
     def _wrap_error(self, label: str, error: BaseException) -> BaseException:
         """The exception a failed transaction ends with: the store's own
@@ -66,9 +68,9 @@ class SQLStateStore:
 
         return d.addCallback(done)
 
+    @abstractmethod
     def close(self) -> "Deferred[None]":
         """Close all connections."""
-        raise NotImplementedError
 
     def schema_version(self) -> "Deferred[int]":
         """The schema version of the database."""
