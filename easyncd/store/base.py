@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 class SQLStateStore(ABC):
     """Base of the SQL engines.  Subclasses set ``engine`` and implement
-    :meth:`_run` and :meth:`close`."""
+    :meth:`run_program` and :meth:`close`."""
 
     engine = ""
     log = Logger()
@@ -36,7 +36,7 @@ class SQLStateStore(ABC):
         self._schema_dir = schema_dir
 
     @abstractmethod
-    def _run(self, label: str, program: Program[T], write: bool = True) -> "Deferred[T]":
+    def run_program(self, label: str, program: Program[T], write: bool = True) -> "Deferred[T]":
         """Run ``program`` as one transaction named ``label``."""
 
     def _wrap_error(self, label: str, error: BaseException) -> BaseException:
@@ -56,7 +56,7 @@ class SQLStateStore(ABC):
     def migrate(self) -> "Deferred[None]":
         """Create or upgrade the schema."""
         plan = load_plan(self.engine, self._schema_dir)
-        d = self._run("migrate", programs.migrate(self.engine, plan))
+        d = self.run_program("migrate", programs.migrate(self.engine, plan))
 
         def done(versions: tuple[int, int]) -> None:
             before, after = versions
@@ -74,23 +74,23 @@ class SQLStateStore(ABC):
 
     def schema_version(self) -> "Deferred[int]":
         """The schema version of the database."""
-        return self._run("schema_version", programs.schema_version(), write=False)
+        return self.run_program("schema_version", programs.schema_version(), write=False)
 
     # devices and accounts -------------------------------------------------------
 
     def get_device(self, device_id: str) -> "Deferred[Device | None]":
         """A device with its accounts, or None."""
-        return self._run("get_device", programs.get_device(device_id), write=False)
+        return self.run_program("get_device", programs.get_device(device_id), write=False)
 
     def get_account(self, device_id: str, user: str) -> "Deferred[DeviceAccount | None]":
         """One account of a device, or None."""
-        return self._run("get_account", programs.get_account(device_id, user), write=False)
+        return self.run_program("get_account", programs.get_account(device_id, user), write=False)
 
     def register_account(
         self, device_id: str, user: str, device_type: str, user_agent: str | None, now: float
     ) -> "Deferred[DeviceAccount]":
         """Create or refresh a device and an account."""
-        return self._run(
+        return self.run_program(
             "register_account",
             programs.register_account(device_id, user, device_type, user_agent, now),
         )
@@ -99,36 +99,36 @@ class SQLStateStore(ABC):
         self, device_id: str, user: str, command: str, protocol_version: str, now: float
     ) -> "Deferred[None]":
         """Note a served request on an existing account."""
-        return self._run(
+        return self.run_program(
             "record_request",
             programs.record_request(device_id, user, command, protocol_version, now),
         )
 
     def list_devices(self, user: str | None = None) -> "Deferred[list[Device]]":
         """Devices by device id, optionally only those of ``user``."""
-        return self._run("list_devices", programs.list_devices(user), write=False)
+        return self.run_program("list_devices", programs.list_devices(user), write=False)
 
     def remove_device(self, device_id: str) -> "Deferred[None]":
         """Remove a device, its accounts and sync states."""
-        return self._run("remove_device", programs.remove_device(device_id))
+        return self.run_program("remove_device", programs.remove_device(device_id))
 
     def remove_account(self, device_id: str, user: str) -> "Deferred[None]":
         """Remove one account of a device and its sync states."""
-        return self._run("remove_account", programs.remove_account(device_id, user))
+        return self.run_program("remove_account", programs.remove_account(device_id, user))
 
     def set_device_info(self, device_id: str, info: Mapping[str, str]) -> "Deferred[None]":
         """Replace the DeviceInformation of a device."""
-        return self._run("set_device_info", programs.set_device_info(device_id, dict(info)))
+        return self.run_program("set_device_info", programs.set_device_info(device_id, dict(info)))
 
     def set_device_trace(self, device_id: str, enabled: bool) -> "Deferred[None]":
         """Switch the protocol trace of a device."""
-        return self._run("set_device_trace", programs.set_device_trace(device_id, enabled))
+        return self.run_program("set_device_trace", programs.set_device_trace(device_id, enabled))
 
     # provisioning -----------------------------------------------------------------
 
     def begin_provision(self, device_id: str, user: str, temporary_key: int) -> "Deferred[None]":
         """Remember the temporary policy key."""
-        return self._run(
+        return self.run_program(
             "begin_provision", programs.begin_provision(device_id, user, temporary_key)
         )
 
@@ -136,14 +136,14 @@ class SQLStateStore(ABC):
         self, device_id: str, user: str, temporary_key: int, final_key: int, now: float
     ) -> "Deferred[bool]":
         """Make ``final_key`` the policy key if ``temporary_key`` matches."""
-        return self._run(
+        return self.run_program(
             "confirm_provision",
             programs.confirm_provision(device_id, user, temporary_key, final_key, now),
         )
 
     def clear_policy_key(self, device_id: str, user: str | None = None) -> "Deferred[None]":
         """Forget the policy keys of a device or of one account."""
-        return self._run("clear_policy_key", programs.clear_policy_key(device_id, user))
+        return self.run_program("clear_policy_key", programs.clear_policy_key(device_id, user))
 
     # remote wipe --------------------------------------------------------------------
 
@@ -151,15 +151,15 @@ class SQLStateStore(ABC):
         self, device_id: str, kind: str, user: str | None, now: float
     ) -> "Deferred[None]":
         """Ask for a wipe of a device or an account."""
-        return self._run("request_wipe", programs.request_wipe(device_id, kind, user, now))
+        return self.run_program("request_wipe", programs.request_wipe(device_id, kind, user, now))
 
     def cancel_wipe(self, device_id: str) -> "Deferred[bool]":
         """Cancel the pending wipes of a device."""
-        return self._run("cancel_wipe", programs.cancel_wipe(device_id))
+        return self.run_program("cancel_wipe", programs.cancel_wipe(device_id))
 
     def acknowledge_wipe(self, device_id: str, user: str, now: float) -> "Deferred[None]":
         """The device confirmed a wipe."""
-        return self._run("acknowledge_wipe", programs.acknowledge_wipe(device_id, user, now))
+        return self.run_program("acknowledge_wipe", programs.acknowledge_wipe(device_id, user, now))
 
     # folders --------------------------------------------------------------------------
 
@@ -167,24 +167,24 @@ class SQLStateStore(ABC):
         self, user: str, defaults: Sequence[tuple[str, int, str]]
     ) -> "Deferred[None]":
         """Create the default folders of a user who never had one."""
-        return self._run(
+        return self.run_program(
             "ensure_default_folders",
             programs.ensure_default_folders(user, [tuple(d) for d in defaults]),  # type: ignore[misc]
         )
 
     def list_folders(self, user: str) -> "Deferred[list[Folder]]":
         """The live folders of a user."""
-        return self._run("list_folders", programs.list_folders(user), write=False)
+        return self.run_program("list_folders", programs.list_folders(user), write=False)
 
     def get_folder(self, user: str, server_id: str) -> "Deferred[Folder]":
         """One live folder."""
-        return self._run("get_folder", programs.get_folder(user, server_id), write=False)
+        return self.run_program("get_folder", programs.get_folder(user, server_id), write=False)
 
     def add_folder(
         self, user: str, parent_id: str, display_name: str, folder_type: int, backend_id: str
     ) -> "Deferred[Folder]":
         """Add a folder."""
-        return self._run(
+        return self.run_program(
             "add_folder",
             programs.add_folder(user, parent_id, display_name, folder_type, backend_id),
         )
@@ -193,21 +193,21 @@ class SQLStateStore(ABC):
         self, user: str, server_id: str, display_name: str | None, parent_id: str | None
     ) -> "Deferred[Folder]":
         """Rename and/or move a folder."""
-        return self._run(
+        return self.run_program(
             "update_folder", programs.update_folder(user, server_id, display_name, parent_id)
         )
 
     def delete_folder(self, user: str, server_id: str) -> "Deferred[None]":
         """Delete a folder and its sub-folders."""
-        return self._run("delete_folder", programs.delete_folder(user, server_id))
+        return self.run_program("delete_folder", programs.delete_folder(user, server_id))
 
     def folder_revision(self, user: str) -> "Deferred[int]":
         """The user's hierarchy revision."""
-        return self._run("folder_revision", programs.folder_revision(user), write=False)
+        return self.run_program("folder_revision", programs.folder_revision(user), write=False)
 
     def folder_changes(self, user: str, since: int, until: int) -> "Deferred[FolderChanges]":
         """The net folder changes in (since, until]."""
-        return self._run(
+        return self.run_program(
             "folder_changes", programs.folder_changes(user, since, until), write=False
         )
 
@@ -217,7 +217,7 @@ class SQLStateStore(ABC):
         self, device_id: str, user: str, collection_id: str
     ) -> "Deferred[SyncState | None]":
         """The sync state of a collection."""
-        return self._run(
+        return self.run_program(
             "get_sync_state", programs.get_sync_state(device_id, user, collection_id),
             write=False,
         )
@@ -227,12 +227,12 @@ class SQLStateStore(ABC):
         new_key: int, state: str,
     ) -> "Deferred[None]":
         """Compare-and-set a sync key."""
-        return self._run(
+        return self.run_program(
             "advance_sync_state",
             programs.advance_sync_state(device_id, user, collection_id, from_key, new_key, state),
         )
 
     def reset_sync_states(self, device_id: str, user: str) -> "Deferred[None]":
         """Drop every sync state of an account."""
-        return self._run("reset_sync_states", programs.reset_sync_states(device_id, user))
+        return self.run_program("reset_sync_states", programs.reset_sync_states(device_id, user))
 

@@ -120,7 +120,7 @@ class PostgresStateStore(SQLStateStore):
         pool.start().addCallbacks(started, failed)
         return waiter
 
-    def _run(self, label: str, program: Program[T], write: bool = True) -> "Deferred[T]":
+    def run_program(self, label: str, program: Program[T], write: bool = True) -> "Deferred[T]":
         def run(_: Any) -> Deferred[T]:
             return self._pool.runInteraction(run_program, program)  # type: ignore[no-any-return]
 

@@ -76,7 +76,7 @@ class SQLiteStateStore(SQLStateStore):
             cp_reactor=reactor,
         )
 
-    def _run(self, label: str, program: Program[T], write: bool = True) -> "Deferred[T]":
+    def run_program(self, label: str, program: Program[T], write: bool = True) -> "Deferred[T]":
         d: Deferred[T] = self._pool.runInteraction(run_program, program, write)
 
         def failed(failure: Failure) -> Failure:
