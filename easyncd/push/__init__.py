@@ -1,0 +1,1 @@
+"""Push: waking Ping and Sync-Wait requests when collections change."""
