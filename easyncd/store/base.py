@@ -163,15 +163,6 @@ class SQLStateStore(ABC):
 
     # folders --------------------------------------------------------------------------
 
-    def ensure_default_folders(
-        self, user: str, defaults: Sequence[tuple[str, int, str]]
-    ) -> "Deferred[None]":
-        """Create the default folders of a user who never had one."""
-        return self.run_program(
-            "ensure_default_folders",
-            programs.ensure_default_folders(user, [tuple(d) for d in defaults]),  # type: ignore[misc]
-        )
-
     def list_folders(self, user: str) -> "Deferred[list[Folder]]":
         """The live folders of a user."""
         return self.run_program("list_folders", programs.list_folders(user), write=False)

@@ -234,11 +234,6 @@ class IStateStore(Interface):
 
     # folders ----------------------------------------------------------------------
 
-    def ensure_default_folders(user, defaults):  # type: ignore[misc,no-untyped-def]
-        """If ``user`` has never had a folder, create ``defaults``, a sequence of
-        (display_name, folder_type, backend_id) at the top level.
-        Deferred[None]."""
-
     def list_folders(user):  # type: ignore[misc,no-untyped-def]
         """Deferred[list[Folder]]: the live folders, ordered by server id."""
 

@@ -357,18 +357,6 @@ def _insert_folder(
     return Folder(user, server_id, parent_id, display_name, folder_type, backend_id)
 
 
-def ensure_default_folders(
-    user: str, defaults: Sequence[tuple[str, int, str]]
-) -> Program[None]:
-    """Create ``defaults`` if the user never had a folder."""
-    created = yield Execute(sql.CREATE_COUNTER, (user,))
-    if not created:
-        return None
-    for display_name, folder_type, backend_id in defaults:
-        yield from _insert_folder(user, TOP, display_name, folder_type, backend_id)
-    return None
-
-
 def list_folders(user: str) -> Program[list[Folder]]:
     """The live folders of a user, by server id."""
     rows = yield Query(sql.SELECT_LIVE_FOLDERS, (user,))

@@ -385,20 +385,6 @@ class MemoryStateStore:
         data.folders[(user, folder.server_id)] = _FolderRow(folder, revision, revision)
         return folder
 
-    def ensure_default_folders(
-        self, user: str, defaults: Sequence[tuple[str, int, str]]
-    ) -> "Deferred[None]":
-        """Create the default folders of a user who never had one."""
-
-        def run(data: _Data) -> None:
-            if user in data.counters:
-                return
-            data.counters[user] = [0, 0]
-            for name, folder_type, backend_id in defaults:
-                self._add(data, user, TOP, name, folder_type, backend_id)
-
-        return self._write("ensure_default_folders", run)
-
     def list_folders(self, user: str) -> "Deferred[list[Folder]]":
         """The live folders of a user, by server id."""
         return self._read("list_folders", lambda data: _by_server_id([
