@@ -364,6 +364,13 @@ SCHEMA: dict[str, dict[str, Option]] = {
             "", parse_list, _POLICY_HELP + ": ApprovedApplicationList (SHA-1 hashes)."
         ),
     },
+    "groupware": {
+        "history_days": _opt(
+            "90", parse_int,
+            "Days of contacts/calendar/tasks/notes change history kept (trimmed daily).\n"
+            "A device that has not synced for longer starts its sync over. 0 keeps all.",
+        ),
+    },
     "log": {
         "access_log": _opt(
             "yes", parse_bool,
@@ -388,6 +395,7 @@ _SECTION_HELP = {
     "store": "Where easyncd keeps its own state (devices, sync keys, folders).",
     "auth": "Authentication of device users (HTTP Basic on every request).",
     "policy": "Provisioning (MS-ASPROV): the security policy sent to devices.",
+    "groupware": "The built-in store of contacts, calendars, tasks and notes.",
     "log": "Logging and per-device protocol traces.",
 }
 

@@ -15,14 +15,17 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from easyncd.backends.groupware.sql import SQLGroupwareBackend
 from easyncd.config import Config
 from easyncd.http.activesync import Services
 from easyncd.http.auth import Authenticator
 from easyncd.http.root import build_root
 from easyncd.http.site import EASSite
 from easyncd.http.trace import ProtocolTracer
+from easyncd.push.hub import PushHub
 from easyncd.store import open_store
 from easyncd.store.interfaces import IStateStore, StoreError
 
@@ -54,6 +57,8 @@ class EasyncdService(MultiService):
         self.reactor = reactor
         self.store: IStateStore | None = None
         self.ports: list[IListeningPort] = []
+        self.hub: PushHub | None = None
+        self.trimming: LoopingCall | None = None
         self.ready: Deferred[None] | None = None
 
     def startService(self) -> None:  # noqa: N802 (Twisted hook)
@@ -70,6 +75,12 @@ class EasyncdService(MultiService):
             version = await store.schema_version()
             log.info("state store ready: {engine}, schema version {version}",
                      engine=store.engine, version=version)
+            hub = PushHub(self.reactor, poll_interval=0.5)
+            groupware = SQLGroupwareBackend(store, self.reactor, hub)
+            hub.backend = groupware
+            hub.startService()
+            self.hub = hub
+            self._start_trimming(groupware)
             services = Services(
                 config=config,
                 store=store,
@@ -77,6 +88,7 @@ class EasyncdService(MultiService):
                 clock=self.reactor,
                 tracer=ProtocolTracer(config.trace_dir, config.log.trace_devices,
                                       config.log.trace_users),
+                extra={"groupware": groupware, "push": hub},
             )
             site = EASSite(build_root(services), config.server.max_request_size)
             for description in config.server.listen:
@@ -102,6 +114,28 @@ class EasyncdService(MultiService):
         sd_notify("READY=1\nSTATUS=serving")
         log.info("easyncd ready")
 
+    def _start_trimming(self, groupware: SQLGroupwareBackend) -> None:
+        """Trim the groupware history once a day ([groupware] history_days)."""
+        days = self.config.groupware.history_days
+        if not days:
+            return
+
+        async def trim() -> None:
+            try:
+                removed = await groupware.trim_history(self.reactor.seconds() - days * 86400)
+            except Exception:
+                log.failure("trimming the groupware history failed; trying again tomorrow")
+                return
+            if removed:
+                log.info("trimmed {count} groupware history rows older than {days} days",
+                         count=removed, days=days)
+
+        loop = LoopingCall(lambda: Deferred.fromCoroutine(trim()))
+        loop.clock = self.reactor
+        loop.start(86400, now=True).addErrback(
+            lambda failure: log.failure("groupware history trimming stopped", failure))
+        self.trimming = loop
+
     def _fail(self, reason: str) -> None:
         log.critical("easyncd could not start: {reason}", reason=reason)
         self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
@@ -112,6 +146,11 @@ class EasyncdService(MultiService):
 
     async def _stop(self) -> None:
         sd_notify("STOPPING=1")
+        if self.trimming is not None and self.trimming.running:
+            self.trimming.stop()
+        if self.hub is not None:
+            hub, self.hub = self.hub, None
+            await hub.stopService()  # waiting Ping/Sync requests get their answer
         ports, self.ports = self.ports, []
         stopping = [port.stopListening() for port in ports]
         await DeferredList([d for d in stopping if d is not None])

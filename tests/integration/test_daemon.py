@@ -75,7 +75,8 @@ class DaemonTests(TestCase):
         commands = commands_line[0].split(": ", 1)[1].split(",")
         for command in ("Provision", "FolderSync", "Settings"):
             self.assertIn(command, commands)
-        self.assertNotIn("Sync", commands)  # not implemented yet: not advertised
+        self.assertIn("Sync", commands)
+        self.assertNotIn("SendMail", commands)  # not implemented yet: not advertised
 
     def test_path_is_case_insensitive(self) -> None:
         """Devices spell the path in several ways."""
@@ -203,11 +204,15 @@ class DaemonTests(TestCase):
         unsupported = self.daemon.post("FolderSync", good, device_id="badinput", policy_key=key,
                                        version="9.9")
         self.assertEqual(unsupported.status_code, 400)
-        sync = Element("AirSync:Sync")
-        sync.add("AirSync:Collections")
-        not_yet = wbxml_of(self.daemon.post("Sync", sync, device_id="badinput", policy_key=key))
-        self.assertEqual(not_yet.findtext("AirSync:Status"), "137")  # not implemented (yet)
-        old_client = self.daemon.post("Sync", sync, device_id="badinput", version="12.1")
+        mail = Element("ComposeMail:SendMail")
+        mail.add("ComposeMail:ClientId", "1")
+        mail.add("ComposeMail:Mime", b"Subject: x\r\n\r\nx")
+        not_yet = wbxml_of(self.daemon.post("SendMail", mail, device_id="badinput",
+                                            policy_key=key))
+        self.assertEqual(not_yet.findtext("ComposeMail:Status"), "137")  # not implemented (yet)
+        old_client = self.daemon.post("SendMail", b"Subject: x\r\n\r\nx",
+                                      content_type="message/rfc822", device_id="badinput",
+                                      version="12.1")
         self.assertEqual(old_client.status_code, 501)
         self.assertEqual(self.daemon.devices(), before)
         # and the device still works afterwards

@@ -79,7 +79,9 @@ class VersionAndCommandTests(DispatchTestCase):
         self.assertEqual(self.run_command("GetAttachment", "14.1").http_status, 501)
 
     def test_implemented_commands(self) -> None:
-        self.assertEqual(implemented_commands(), ["FolderSync", "Settings", "Provision"])
+        self.assertEqual(implemented_commands(), [
+            "Sync", "FolderSync", "FolderCreate", "FolderDelete", "FolderUpdate", "MoveItems",
+            "GetItemEstimate", "Settings", "Ping", "ItemOperations", "Provision"])
 
 
 class ProvisioningGateTests(DispatchTestCase):
@@ -153,9 +155,9 @@ class WipeGateTests(DispatchTestCase):
         self.assertEqual(self.run_command(policy_key=key, version="12.1").http_status, 449)
         settings = self.run_command("Settings", "16.1", body=b"", policy_key=key)
         self.assertEqual(self.top_status(settings, "Settings:Status"), "140")
-        # Ping is not refused for the wipe (it is unimplemented: 137).
+        # Ping is not refused for the wipe (here: nothing cached, Status 3).
         ping = self.run_command("Ping", "16.1", body=b"", policy_key=key)
-        self.assertEqual(self.top_status(ping, "Ping:Status"), "137")
+        self.assertEqual(self.top_status(ping, "Ping:Status"), "3")
 
 
 class BodyTests(DispatchTestCase):

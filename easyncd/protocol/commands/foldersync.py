@@ -1,12 +1,19 @@
 """FolderSync (MS-ASCMD 2.2.1.5): the folder hierarchy and its sync key.
 
 The hierarchy's sync state (collection :data:`~easyncd.store.interfaces.HIERARCHY`)
-holds, under each key, the folder revision that key stands for.  Keys are
-decimal numbers on the wire; ``0`` starts over.
+holds, under each key, a :class:`HierarchyPoint`: the folder revision that key
+stands for, plus the later revisions the device made itself through
+FolderCreate / FolderUpdate / FolderDelete (it knows them already, so they are
+never sent back).  Keys are decimal numbers on the wire; ``0`` starts over.
+
+Before the answer to key 0 or to the current key is computed, the folders table is brought in line with the
+user's synced groupware collections
+(:func:`easyncd.protocol.folders.reconcile_groupware_folders`), so a
+collection created, renamed, deleted or (un)synced on the server shows up as
+an Add, Update or Delete.
 
 * key 0: every sync state of the account is dropped (the collections too),
-  the default folders are made if the user never had any, every folder is
-  sent as an Add and key 1 is saved;
+  every folder is sent as an Add and key 1 is saved;
 * the current key K (revision R): the changes since R are sent under K+1;
   with no change the answer keeps K and nothing is written;
 * the previous key P: the client lost our last answer, so it gets the same
@@ -16,11 +23,15 @@ decimal numbers on the wire; ``0`` starts over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.context import CommandContext, CommandResponse
-from easyncd.protocol.folders import DEFAULT_FOLDERS, parents_first, visible_folders
+from easyncd.protocol.folders import (
+    parents_first,
+    reconcile_groupware_folders,
+    visible_folders,
+)
 from easyncd.protocol.status import FolderSyncStatus
 from easyncd.store.interfaces import (
     HIERARCHY,
@@ -63,6 +74,98 @@ class HierarchyAnswer:
     changes: FolderChanges
 
 
+@dataclass(frozen=True)
+class HierarchyPoint:
+    """What a hierarchy sync key stands for: the folder ``revision`` the
+    device has seen, and the later revisions in ``skipped`` that are the
+    device's own folder commands (it knows their outcome already).
+
+    Saved as text: ``"R"`` or ``"R+s1,s2"``.
+    """
+
+    revision: int
+    skipped: tuple[int, ...] = ()
+
+    def encode(self) -> str:
+        """The text saved in the sync state."""
+        if not self.skipped:
+            return str(self.revision)
+        return f"{self.revision}+{','.join(str(r) for r in self.skipped)}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> "HierarchyPoint | None":
+        """The point saved as ``text``, or None if it is not one."""
+        if text is None:
+            return None
+        head, sep, tail = text.partition("+")
+        if sep and not tail:
+            return None
+        try:
+            revision = int(head)
+            skipped = tuple(int(part) for part in tail.split(",")) if tail else ()
+        except ValueError:
+            return None
+        return cls(revision, skipped).normalized()
+
+    def normalized(self) -> "HierarchyPoint":
+        """The same point with the skipped revisions right after ``revision``
+        folded into it (so that a device that is up to date keeps a plain
+        revision)."""
+        revision = self.revision
+        rest = sorted(r for r in set(self.skipped) if r > revision)
+        while rest and rest[0] == revision + 1:
+            revision = rest.pop(0)
+        return HierarchyPoint(revision, tuple(rest))
+
+    def with_own_change(self, revision: int) -> "HierarchyPoint":
+        """This point plus a revision the device made itself."""
+        return HierarchyPoint(self.revision, self.skipped + (revision,)).normalized()
+
+
+async def hierarchy_changes(
+    store: Any, user: str, since: HierarchyPoint, until: int,
+    skipped: Iterable[int] = (),
+) -> FolderChanges:
+    """The net folder changes in (``since.revision``, ``until``] leaving out
+    the revisions the device made itself (``since.skipped`` and ``skipped``).
+
+    The range is cut around the skipped revisions and the pieces merged in
+    order: a folder the device created itself is then only reported for what
+    happened to it afterwards (an Update or a Delete), never as an Add.
+    """
+    skip = sorted({r for r in (*since.skipped, *skipped) if since.revision < r <= until})
+    if not skip:
+        return await store.folder_changes(user, since.revision, until)  # type: ignore[no-any-return]
+    pieces: list[tuple[int, int]] = []
+    start = since.revision
+    for revision in skip:
+        if revision - 1 > start:
+            pieces.append((start, revision - 1))
+        start = revision
+    if until > start:
+        pieces.append((start, until))
+    state: dict[str, tuple[str, Folder]] = {}
+    deleted: list[str] = []
+    for low, high in pieces:
+        piece: FolderChanges = await store.folder_changes(user, low, high)
+        for folder in piece.added:
+            state[folder.server_id] = ("add", folder)
+        for folder in piece.changed:
+            kind = state.get(folder.server_id, ("change", folder))[0]
+            state[folder.server_id] = (kind, folder)
+        for server_id in piece.deleted:
+            previous = state.pop(server_id, None)
+            if previous is None or previous[0] != "add":
+                deleted.append(server_id)
+    if not state:
+        return FolderChanges(deleted=tuple(deleted))
+    # A folder deleted by a skipped revision is gone: nothing more to say about it.
+    live = {f.server_id for f in await store.list_folders(user)}
+    added = tuple(f for kind, f in state.values() if kind == "add" and f.server_id in live)
+    changed = tuple(f for kind, f in state.values() if kind == "change" and f.server_id in live)
+    return FolderChanges(added=added, changed=changed, deleted=tuple(deleted))
+
+
 async def ensure_account(ctx: CommandContext) -> None:
     """Register the device account if the dispatcher found none (devices that
     never provisioned, with provisioning off), so that state has an owner."""
@@ -75,6 +178,15 @@ async def ensure_account(ctx: CommandContext) -> None:
     ctx.account = await store.register_account(
         req.device_id, req.account, req.device_type, req.user_agent, clock.seconds()
     )
+
+
+async def reconcile(ctx: CommandContext) -> None:
+    """Bring the folders table in line with the user's synced groupware
+    collections (nothing without a groupware backend)."""
+    groupware = ctx.services.get("groupware")
+    if groupware is None:
+        return
+    await reconcile_groupware_folders(ctx.store, groupware, ctx.request.account, ctx.log)
 
 
 class FolderSyncCommand(Command):
@@ -122,12 +234,14 @@ class FolderSyncCommand(Command):
         req = ctx.request
         user = req.account
         await store.reset_sync_states(req.device_id, user)
-        await store.ensure_default_folders(user, DEFAULT_FOLDERS)
+        await reconcile(ctx)
         revision = await store.folder_revision(user)
         # Every live folder at ``revision``, consistent with it even if a
         # change lands meanwhile (listing and revision are not one read).
         changes = await store.folder_changes(user, 0, revision)
-        await store.advance_sync_state(req.device_id, user, HIERARCHY, None, 1, str(revision))
+        await store.advance_sync_state(
+            req.device_id, user, HIERARCHY, None, 1, HierarchyPoint(revision).encode()
+        )
         return HierarchyAnswer(1, FolderChanges(added=changes.added))
 
     async def _continue(self, ctx: CommandContext, key: int) -> HierarchyAnswer | None:
@@ -137,26 +251,30 @@ class FolderSyncCommand(Command):
         state = await store.get_sync_state(req.device_id, user, HIERARCHY)
         if state is None:
             return None
-        state_rev = _revision(state.state)
-        if state_rev is None:
+        point = HierarchyPoint.decode(state.state)
+        if point is None:
             return None
         if key == state.sync_key:
+            await reconcile(ctx)
             current = await store.folder_revision(user)
-            if current <= state_rev:
+            if current <= point.revision:
                 return HierarchyAnswer(key, FolderChanges())
-            changes = await store.folder_changes(user, state_rev, current)
+            changes = await hierarchy_changes(store, user, point, current)
             if not len(changes):
-                # Net nothing (a folder added and deleted again); keep the key.
+                # Net nothing (a folder added and deleted again, or only the
+                # device's own changes); keep the key.
                 return HierarchyAnswer(key, FolderChanges())
             await store.advance_sync_state(
-                req.device_id, user, HIERARCHY, key, key + 1, str(current)
+                req.device_id, user, HIERARCHY, key, key + 1, HierarchyPoint(current).encode()
             )
             return HierarchyAnswer(key + 1, changes)
         if state.previous_key is not None and key == state.previous_key:
-            previous_rev = _revision(state.previous_state)
-            if previous_rev is None:
+            previous = HierarchyPoint.decode(state.previous_state)
+            if previous is None:
                 return None
-            changes = await store.folder_changes(user, previous_rev, state_rev)
+            changes = await hierarchy_changes(
+                store, user, previous, point.revision, point.skipped
+            )
             return HierarchyAnswer(state.sync_key, changes)
         return None
 
@@ -192,15 +310,6 @@ def _folder_element(parent: Element, folder: Folder) -> None:
     parent.add(NS + "ParentId", folder.parent_id)
     parent.add(NS + "DisplayName", folder.display_name)
     parent.add(NS + "Type", str(folder.folder_type))
-
-
-def _revision(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
 
 
 def _status_only(status: str) -> CommandResponse:

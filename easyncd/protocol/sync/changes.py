@@ -1,0 +1,45 @@
+"""Pure helpers over change lists: merge what is still pending with what the
+backend reports since, and split item ServerIds."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from easyncd.backends.interfaces import ItemChanges
+from easyncd.protocol.sync.state import OP_ADD, OP_CHANGE, OP_DELETE, Op
+
+
+def merge_changes(pending: Sequence[Op], changes: ItemChanges) -> list[Op]:
+    """``pending`` followed by ``changes``, one op per item:
+
+    * an add stays an add when the item changes again;
+    * an add followed by a delete disappears (the device never saw it);
+    * anything else followed by a delete becomes a delete.
+    """
+    ops: dict[str, str] = {}
+    for op, item_id in pending:
+        ops[item_id] = op
+    for item_id in changes.added:
+        ops[item_id] = OP_ADD
+    for item_id in changes.changed:
+        previous = ops.get(item_id)
+        if previous is None or previous == OP_DELETE:
+            ops[item_id] = OP_CHANGE
+    for item_id in changes.deleted:
+        if ops.get(item_id) == OP_ADD:
+            del ops[item_id]
+        else:
+            ops[item_id] = OP_DELETE
+    return [(op, item_id) for item_id, op in ops.items()]
+
+
+def item_server_id(folder_server_id: str, item_id: str) -> str:
+    """The ServerId of an item: ``"<folder server id>:<item id>"``."""
+    return f"{folder_server_id}:{item_id}"
+
+
+def split_server_id(folder_server_id: str, server_id: str) -> str | None:
+    """The item id of a ServerId in this folder, or None if it is not one."""
+    prefix = folder_server_id + ":"
+    if not server_id.startswith(prefix) or len(server_id) == len(prefix):
+        return None
+    return server_id[len(prefix):]
