@@ -1,4 +1,4 @@
-"""``easyncd-admin``: the command line for users, devices, the database and the config.
+"""``easyncd-admin``: users, devices, groupware collections, the database, the config.
 
 ::
 
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``easyncd-admin``."""
     parser = argparse.ArgumentParser(
         prog="easyncd-admin",
-        description="Manage easyncd: users, devices, the state database and the configuration.",
+        description="Manage easyncd: users, devices, contacts/calendars/tasks/notes,"
+                    " the state database and the configuration.",
     )
     parser.add_argument(
         "-f", "--config", metavar="CONFIG", default=None,
@@ -96,10 +97,63 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands.add_parser(
         "show-defaults", help="print the default configuration file")
 
+    _add_groupware_parsers(commands)
+
     db = commands.add_parser("db", help="the state database")
     db_commands = db.add_subparsers(dest="command", metavar="ACTION", required=True)
     db_commands.add_parser("upgrade", help="create or upgrade the database schema")
     return parser
+
+
+def _add_groupware_parsers(commands: Any) -> None:
+    """``collection ...`` and ``item ...``: contacts, calendars, tasks, notes."""
+    from easyncd.backends.interfaces import KINDS
+
+    collection = commands.add_parser(
+        "collection", help="a user's address books, calendars, task lists and note folders")
+    actions = collection.add_subparsers(dest="command", metavar="ACTION", required=True)
+    clist = actions.add_parser("list", help="list a user's collections")
+    clist.add_argument("user", metavar="USER")
+    clist.add_argument("--json", action="store_true", help="print JSON")
+    create = actions.add_parser("create", help="create a collection; prints its id")
+    create.add_argument("user", metavar="USER")
+    create.add_argument("kind", metavar="KIND", choices=KINDS,
+                        help="one of: " + ", ".join(KINDS))
+    create.add_argument("name", metavar="NAME")
+    rename = actions.add_parser("rename", help="rename a collection")
+    rename.add_argument("user", metavar="USER")
+    rename.add_argument("collection", metavar="COLLECTION")
+    rename.add_argument("name", metavar="NAME")
+    cdelete = actions.add_parser(
+        "delete", help="delete a collection and its items (not the default one of a kind)")
+    cdelete.add_argument("user", metavar="USER")
+    cdelete.add_argument("collection", metavar="COLLECTION")
+    sync = actions.add_parser(
+        "sync", help="whether the user's devices see a collection (defaults always do)")
+    sync.add_argument("user", metavar="USER")
+    sync.add_argument("collection", metavar="COLLECTION")
+    sync.add_argument("state", choices=("on", "off"))
+    cimport = actions.add_parser(
+        "import", help="import a .vcf / .ics file (- for stdin); a known UID replaces its item")
+    cimport.add_argument("user", metavar="USER")
+    cimport.add_argument("collection", metavar="COLLECTION")
+    cimport.add_argument("file", metavar="FILE")
+    export = actions.add_parser(
+        "export", help="write all items as one .vcf / .ics (stdout by default)")
+    export.add_argument("user", metavar="USER")
+    export.add_argument("collection", metavar="COLLECTION")
+    export.add_argument("file", metavar="FILE", nargs="?", default="-")
+
+    item = commands.add_parser("item", help="the items of a collection")
+    item_actions = item.add_subparsers(dest="command", metavar="ACTION", required=True)
+    ilist = item_actions.add_parser("list", help="list the items of a collection")
+    ilist.add_argument("user", metavar="USER")
+    ilist.add_argument("collection", metavar="COLLECTION")
+    ilist.add_argument("--json", action="store_true", help="print JSON")
+    idelete = item_actions.add_parser("delete", help="delete an item (by id or UID)")
+    idelete.add_argument("user", metavar="USER")
+    idelete.add_argument("collection", metavar="COLLECTION")
+    idelete.add_argument("item", metavar="ITEM")
 
 
 def redact_url(url: str) -> str:
@@ -243,6 +297,12 @@ async def run_store_command(run: _Run, config: Config, reactor: Any) -> int:
             touched = await users.remove_user_devices(store, args.name)
             if touched:
                 run.print(f"removed the accounts of {args.name} on: {', '.join(touched)}")
+        elif args.group in ("collection", "item"):
+            from easyncd.backends.groupware.sql import SQLGroupwareBackend
+
+            # No push hub here: the daemon's hub notices these writes by
+            # polling the collection revisions.
+            await _groupware_command(run, SQLGroupwareBackend(store, reactor))
         else:
             await _device_command(run, store, reactor)
     except StoreError as exc:
@@ -297,6 +357,61 @@ async def _device_command(run: _Run, store: IStateStore, reactor: Any) -> None:
         )
 
 
+async def _groupware_command(run: _Run, backend: Any) -> None:
+    # Imported here: it loads vobject, which the other commands do not need.
+    from easyncd.admin import groupware
+
+    args = run.args
+    user = args.user
+    if args.group == "item":
+        if args.command == "list":
+            items = await groupware.list_items(backend, user, args.collection)
+            if args.json:
+                run.print(json.dumps([groupware.item_to_json(i) for i in items], indent=2))
+            elif items:
+                run.print(groupware.format_item_table(items))
+            else:
+                run.warn(f"no items in collection {args.collection}")
+        else:
+            item = await groupware.delete_item(backend, user, args.collection, args.item)
+            run.print(f"deleted item {item.item_id} (UID {item.uid or '-'})"
+                      f" from collection {args.collection}")
+        return
+    command = args.command
+    if command == "list":
+        found = await groupware.list_collections(backend, user)
+        if args.json:
+            run.print(json.dumps([groupware.collection_to_json(c) for c in found], indent=2))
+        else:
+            run.print(groupware.format_collection_table(found))
+    elif command == "create":
+        created = await groupware.create_collection(backend, user, args.kind, args.name)
+        run.print(created.collection_id)
+    elif command == "rename":
+        renamed = await groupware.rename_collection(backend, user, args.collection, args.name)
+        run.print(f"renamed collection {renamed.collection_id} to {renamed.display_name}")
+    elif command == "delete":
+        deleted = await groupware.delete_collection(backend, user, args.collection)
+        run.print(f"deleted {deleted.kind} collection {deleted.collection_id}"
+                  f" ({deleted.display_name}) of {user}")
+    elif command == "sync":
+        changed = await groupware.set_synced(backend, user, args.collection,
+                                             args.state == "on")
+        run.print(f"collection {changed.collection_id} sync is {args.state}")
+    elif command == "import":
+        source = "stdin" if args.file == "-" else args.file
+        text = groupware.read_import_file(args.file, run.stdin)
+        result = await groupware.import_items(backend, user, args.collection, text, source)
+        run.print(f"imported {result.total} (added {result.added}, updated {result.updated})")
+    elif command == "export":
+        text, count = await groupware.export_items(backend, user, args.collection)
+        if args.file == "-":
+            run.out.write(text)
+        else:
+            groupware.write_export_file(args.file, text)
+            run.print(f"exported {count} items to {args.file}")
+
+
 async def _config_check(run: _Run, config: Config, reactor: Any) -> int:
     url = config.database_url
     run.print(f"OK: {config.path or 'built-in defaults'}")
@@ -335,7 +450,7 @@ async def _config_check(run: _Run, config: Config, reactor: Any) -> int:
 
 
 def _needs_store(args: argparse.Namespace) -> bool:
-    if args.group in ("device", "db"):
+    if args.group in ("device", "db", "collection", "item"):
         return True
     if args.group == "config":
         return bool(args.command == "check")
