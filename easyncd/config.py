@@ -364,6 +364,31 @@ SCHEMA: dict[str, dict[str, Option]] = {
             "", parse_list, _POLICY_HELP + ": ApprovedApplicationList (SHA-1 hashes)."
         ),
     },
+    "smtp": {
+        "host": _opt("127.0.0.1", parse_str,
+                     "SMTP server for outgoing mail (SendMail, SmartReply, SmartForward)."),
+        "port": _opt("587", parse_int, "Its port (465 for implicit TLS, 25 for plain relaying)."),
+        "tls": _opt(
+            "starttls", choice("none", "starttls", "implicit"),
+            "none, starttls or implicit. With starttls the server must offer STARTTLS; with\n"
+            "starttls or implicit its certificate is verified.",
+        ),
+        "ca_file": _opt(
+            "", parse_str,
+            "PEM file of the CA that signed the SMTP server's certificate. Empty: the\n"
+            "system's trust store.",
+        ),
+        "auth": _opt(
+            "user", choice("none", "user", "master"),
+            "none (no AUTH), user (AUTH with the device user's own name and password) or\n"
+            "master (AUTH PLAIN as master_user on the user's behalf, e.g. a Dovecot\n"
+            "master user).",
+        ),
+        "master_user": _opt("", parse_str, "Master user name for auth = master."),
+        "master_password": _opt("", parse_str, "Its password (keep this file private)."),
+        "helo_name": _opt("", parse_str, "Name sent in EHLO. Empty: localhost."),
+        "timeout": _opt("300", parse_int, "Seconds allowed for sending one message."),
+    },
     "groupware": {
         "history_days": _opt(
             "90", parse_int,
@@ -395,6 +420,7 @@ _SECTION_HELP = {
     "store": "Where easyncd keeps its own state (devices, sync keys, folders).",
     "auth": "Authentication of device users (HTTP Basic on every request).",
     "policy": "Provisioning (MS-ASPROV): the security policy sent to devices.",
+    "smtp": "Outgoing mail.",
     "groupware": "The built-in store of contacts, calendars, tasks and notes.",
     "log": "Logging and per-device protocol traces.",
 }
