@@ -28,7 +28,6 @@ import base64
 import re
 from typing import Any, Callable
 
-from twisted.internet import ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionDone
@@ -36,6 +35,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.mail.smtp import ESMTPClient, SMTPClientError, SMTPTimeoutError
 from twisted.python.failure import Failure
+
+from easyncd.backends.tls import client_tls_options
 
 TLS_MODES = ("none", "starttls", "implicit")
 AUTH_MODES = ("none", "user", "master")
@@ -337,7 +338,7 @@ class SMTPSender:
         self.reply_timeout = reply_timeout
         self.timeout = timeout
         self._tls_options: Any = (
-            ssl.optionsForClientTLS(host, trustRoot=read_trust_root(ca_file))
+            client_tls_options(host, ca_file)
             if tls != "none" else None
         )
 
@@ -442,10 +443,3 @@ class SMTPSender:
         )
         return Failure(error)
 
-
-def read_trust_root(ca_file: str | None) -> Any:
-    """The trust root for ``optionsForClientTLS``: the CA in ``ca_file`` (PEM), or the platform's."""
-    if not ca_file:
-        return ssl.platformTrust()
-    with open(ca_file, "rb") as handle:
-        return ssl.Certificate.loadPEM(handle.read())

@@ -298,32 +298,18 @@ postlog unix-dgram n - n - 1 postlogd
 
 async def read_inbox(reactor: Any, host: str, port: int, user: str, password: str) -> list[bytes]:
     """Every message in ``user``'s INBOX, read by IMAP (plain LOGIN, no TLS)."""
-    from twisted.internet.endpoints import TCP4ClientEndpoint
-    from twisted.internet.protocol import Factory
+    from easyncd.backends.imap.connect import connect_imap
 
-    from easyncd.backends.imap.login import LoginClient
-
-    client = await TCP4ClientEndpoint(reactor, host, port, timeout=10).connect(
-        Factory.forProtocol(LoginClient)
-    )
-    assert isinstance(client, LoginClient)
+    client = await connect_imap(reactor, host, port, "none", None, user, password, timeout=10,
+                                enable=())
     try:
-        await client.greeted
-        await client.login_command(user.encode("utf-8"), password.encode("utf-8"))
-        selected = await client.examine("INBOX")
-        if not selected.get("EXISTS"):
+        selected = await client.select_mailbox("INBOX", readonly=True)
+        if not selected.exists:
             return []
-        fetched = await client.fetchMessage("1:*")
-        messages: list[bytes] = []
-        for number in sorted(fetched):
-            data = fetched[number]["RFC822"]
-            messages.append(data if isinstance(data, bytes) else data.encode("latin-1"))
-        await client.logout()
-        return messages
+        fetched, _ = await client.uid_fetch("1:*", ["BODY.PEEK[]"])
+        return [message.sections[""] for message in sorted(fetched, key=lambda m: m.uid)]
     finally:
-        if client.transport is not None:
-            client.transport.loseConnection()
-        await client.closed
+        await client.logout_quietly()
 
 
 async def wait_for_inbox(reactor: Any, host: str, port: int, user: str, password: str,

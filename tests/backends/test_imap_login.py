@@ -5,68 +5,13 @@ import os
 from typing import Any
 
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import TestCase
 
-from easyncd.backends.imap.login import ImapLoginChecker, LoginClient, quote_or_literal
+from easyncd.backends.imap.login import ImapLoginChecker
 from easyncd.backends.interfaces import AuthBackendUnavailable, IAuthenticator
 from easyncd.testing.dovecot import DovecotServer, make_certificates
 
 USERS = {"alice": "correct horse", "bob": 'p"w\\d', "carol": "pässwörd"}
-
-
-class QuoteTests(SynchronousTestCase):
-    def test_quoted(self) -> None:
-        self.assertEqual(quote_or_literal(b"alice"), (b'"alice"', None))
-        self.assertEqual(quote_or_literal(b'a"b\\c'), (b'"a\\"b\\\\c"', None))
-
-    def test_literal(self) -> None:
-        self.assertEqual(quote_or_literal("ä".encode()), (b"{2}", "ä".encode()))
-
-
-class LoginClientTests(SynchronousTestCase):
-    """What the client writes, line by line, for the server lines fed to it."""
-
-    def setUp(self) -> None:
-        self.transport = StringTransport()
-        self.client = LoginClient()
-        self.client.makeConnection(self.transport)
-        self.client.dataReceived(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
-
-    def test_greeting(self) -> None:
-        self.assertIsNone(self.successResultOf(self.client.greeted))
-
-    def test_login_quoted(self) -> None:
-        d = self.client.login_command(b"alice", b'p"w')
-        self.assertEqual(self.transport.value(), b'0001 LOGIN "alice" "p\\"w"\r\n')
-        self.client.dataReceived(b"0001 OK Logged in\r\n")
-        self.successResultOf(d)
-
-    def test_login_literals(self) -> None:
-        d = self.client.login_command("jürgen".encode(), "pässwörd".encode())
-        self.assertEqual(self.transport.value(), b"0001 LOGIN {7}\r\n")
-        self.transport.clear()
-        self.client.dataReceived(b"+ OK\r\n")
-        self.assertEqual(self.transport.value(), "jürgen".encode() + b" {10}\r\n")
-        self.transport.clear()
-        self.client.dataReceived(b"+ OK\r\n")
-        self.assertEqual(self.transport.value(), "pässwörd".encode() + b"\r\n")
-        self.client.dataReceived(b"0001 OK Logged in\r\n")
-        self.successResultOf(d)
-
-    def test_login_password_literal_only(self) -> None:
-        self.client.login_command(b"alice", "ä".encode())
-        self.assertEqual(self.transport.value(), b'0001 LOGIN "alice" {2}\r\n')
-        self.transport.clear()
-        self.client.dataReceived(b"+ OK\r\n")
-        self.assertEqual(self.transport.value(), "ä".encode() + b"\r\n")
-
-    def test_connection_lost_before_greeting(self) -> None:
-        client = LoginClient()
-        client.makeConnection(StringTransport())
-        client.connectionLost(Exception("gone"))  # type: ignore[arg-type]
-        self.failureResultOf(client.greeted)
-        self.successResultOf(client.closed)
 
 
 class DovecotTests(TestCase):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from twisted.internet import ssl
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError, ConnectionClosed, ConnectionLost
@@ -32,9 +31,10 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from easyncd.backends.tls import client_tls_options
 from easyncd.backends.imap.client import EASIMAPClient, IMAPError
 
-__all__ = ["IMAPConnectError", "IMAPAuthError", "connect_imap", "tls_options", "TLS_MODES"]
+__all__ = ["IMAPConnectError", "IMAPAuthError", "connect_imap", "TLS_MODES"]
 
 TLS_MODES = ("none", "starttls", "implicit")
 #: Response codes (RFC 5530) of a refused login that mean "not now", not "wrong password".
@@ -49,16 +49,6 @@ class IMAPConnectError(Exception):
 
 class IMAPAuthError(Exception):
     """The IMAP server refused the user name or password."""
-
-
-def tls_options(host: str, ca_file: str | None) -> Any:
-    """``optionsForClientTLS`` for ``host`` trusting ``ca_file`` (PEM) or the platform roots."""
-    if ca_file:
-        with open(ca_file, "rb") as handle:
-            trust: Any = ssl.Certificate.loadPEM(handle.read())
-    else:
-        trust = ssl.platformTrust()
-    return ssl.optionsForClientTLS(host, trustRoot=trust)
 
 
 class _ClientFactory(Factory):
@@ -92,7 +82,7 @@ async def connect_imap(
     """
     if tls not in TLS_MODES:
         raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
-    options = tls_options(host, ca_file) if tls != "none" else None
+    options = client_tls_options(host, ca_file) if tls != "none" else None
     clients: list[EASIMAPClient] = []
     d: Deferred[EASIMAPClient] = Deferred.fromCoroutine(
         _setup(reactor, host, port, tls, options, username, password, timeout, client_factory,
