@@ -15,8 +15,8 @@ from easyncd.backends.groupware.event import (
     Event,
     Occurrence,
     Organizer,
-    RuleTimeZone,
 )
+from easyncd.backends.groupware.zones import RuleTimeZone
 from easyncd.backends.groupware.vobj.calendar import ICalendarError, parse_ics, write_ics
 
 FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures", "ics")

@@ -18,8 +18,8 @@ from easyncd.protocol.commands.itemoperations import (
     multipart,
     parse_body_preferences,
 )
-from easyncd.protocol.commands.moveitems import item_server_id
 from easyncd.protocol.context import CommandResponse
+from easyncd.protocol.serverids import item_server_id
 from easyncd.testing.memory_groupware import MemoryGroupwareBackend
 from easyncd.testing.memory_store import MemoryStateStore
 from easyncd.wbxml import Element, decode, encode

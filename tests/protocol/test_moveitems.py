@@ -8,12 +8,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from easyncd.backends.interfaces import KIND_CALENDAR, KIND_CONTACTS
 from easyncd.protocol.collections import groupware_backend_id
 from easyncd.protocol.commands.foldersync import FolderSyncCommand
-from easyncd.protocol.commands.moveitems import (
-    MoveItemsCommand,
-    item_server_id,
-    split_server_id,
-)
+from easyncd.protocol.commands.moveitems import MoveItemsCommand
 from easyncd.protocol.context import CommandResponse
+from easyncd.protocol.serverids import item_id_in, item_server_id, split_server_id
 from easyncd.testing.memory_groupware import MemoryGroupwareBackend
 from easyncd.testing.memory_store import MemoryStateStore
 from easyncd.wbxml import Element, decode, encode
@@ -147,5 +144,8 @@ class MoveItemsTests(SynchronousTestCase):
         for bad in ("5", ":3", "5:", ""):
             self.assertIsNone(split_server_id(bad))
         self.assertEqual(item_server_id("5", "17"), "5:17")
+        self.assertEqual(item_id_in("5", "5:a:b"), "a:b")
+        for other in ("6:17", "55:17", "5", "5:"):
+            self.assertIsNone(item_id_in("5", other))
         self.assertEqual(groupware_backend_id(self.family.collection_id),
                          f"groupware:{self.family.collection_id}")

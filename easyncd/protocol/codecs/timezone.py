@@ -1,7 +1,7 @@
 """The EAS TimeZone blob (MS-ASDTYPE 2.6.4, MS-ASCAL 2.2.2.46) and real zones.
 
 The zone rules themselves (:class:`TimeZoneInfo`, :class:`RuleTimeZone`,
-deriving and matching) live in :mod:`easyncd.backends.groupware.event`, shared
+deriving and matching) live in :mod:`easyncd.backends.groupware.zones`, shared
 with the iCalendar VTIMEZONE writer; this module adds the blob.
 
 The blob is the base64 of a 172-byte Windows ``TIME_ZONE_INFORMATION``::
@@ -29,7 +29,7 @@ from datetime import date, datetime, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from easyncd.backends.groupware.event import (
+from easyncd.backends.groupware.zones import (
     BLOB_SIZE,
     WINDOWS_ZONES,
     RuleTimeZone,

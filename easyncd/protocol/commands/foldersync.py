@@ -33,6 +33,7 @@ from easyncd.protocol.folders import (
     visible_folders,
 )
 from easyncd.protocol.status import FolderSyncStatus
+from easyncd.protocol.synckeys import parse_sync_key
 from easyncd.store.interfaces import (
     HIERARCHY,
     Folder,
@@ -48,23 +49,6 @@ STATUS_SUCCESS = str(int(FolderSyncStatus.Success))
 STATUS_SERVER_ERROR = str(int(FolderSyncStatus.ServerError))
 STATUS_INVALID_SYNC_KEY = str(int(FolderSyncStatus.InvalidSyncKey))
 STATUS_BAD_REQUEST = str(int(FolderSyncStatus.IncorrectRequestFormat))
-
-#: The longest sync key we accept (ours are decimal integers well below this).
-_MAX_KEY_DIGITS = 18
-
-
-def parse_sync_key(text: str | None) -> int | None:
-    """A sync key as sent: a decimal number without sign or leading zeros
-    (``"0"`` itself is fine).  None if it is anything else."""
-    if text is None:
-        return None
-    text = text.strip()
-    if not text or len(text) > _MAX_KEY_DIGITS or not text.isascii() or not text.isdigit():
-        return None
-    if len(text) > 1 and text[0] == "0":
-        return None
-    return int(text)
-
 
 @dataclass(frozen=True)
 class HierarchyAnswer:

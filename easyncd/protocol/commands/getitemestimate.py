@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from easyncd.protocol.codecs.base import ItemCodec
 from easyncd.protocol.commands.base import Command
-from easyncd.protocol.commands.foldersync import parse_sync_key
+from easyncd.protocol.synckeys import parse_sync_key
 from easyncd.protocol.commands.sync import default_codecs
 from easyncd.protocol.context import CommandContext, CommandResponse
 from easyncd.protocol.status import HTTP_BAD_REQUEST, CommonStatus

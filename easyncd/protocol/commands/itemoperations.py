@@ -28,8 +28,9 @@ from easyncd.protocol.collections import (
     resolve_collection,
 )
 from easyncd.protocol.commands.base import Command
-from easyncd.protocol.commands.moveitems import split_server_id
 from easyncd.protocol.context import CommandContext, CommandResponse
+from easyncd.protocol.serverids import split_server_id
+from easyncd.protocol.sync.marks import record_device_writes
 from easyncd.protocol.versions import at_least
 from easyncd.store.interfaces import NoSuchFolder
 from easyncd.wbxml import Element, encode
@@ -206,11 +207,16 @@ class ItemOperationsCommand(Command):
             code = ItemOperationsStatus.NotFound
         else:
             try:
+                # The device emptied its copy: the deletes are marked in its
+                # Sync state so that its next Sync does not send them back.
+                _, item_ids = await groupware.list_items(ctx.request.account,
+                                                         resolved.collection_id)
                 count = await groupware.empty_collection(ctx.request.account,
                                                          resolved.collection_id)
                 ctx.log.info("ItemOperations: emptied {collection_id} of {user}: {count} items",
                              collection_id=collection_id, user=ctx.request.account,
                              count=count)
+                await self._mark_emptied(ctx, resolved.folder.server_id, item_ids)
             except NoSuchCollection:
                 code = ItemOperationsStatus.NotFound
             except Exception:
@@ -221,6 +227,16 @@ class ItemOperationsCommand(Command):
         if collection_id:
             answer.add(AIRSYNC + "CollectionId", collection_id)
         return answer
+
+    @staticmethod
+    async def _mark_emptied(ctx: CommandContext, folder_server_id: str,
+                            item_ids: list[str]) -> None:
+        try:
+            await record_device_writes(ctx, folder_server_id, deleted=[str(i) for i in item_ids])
+        except Exception:
+            # Emptied all the same; at worst the device gets the deletes.
+            ctx.log.failure("ItemOperations: marking {folder} emptied for {device_id} failed",
+                            folder=folder_server_id, device_id=ctx.request.device_id)
 
     # -- Move (conversations) -------------------------------------------------------------
 

@@ -5,6 +5,10 @@ Each ``Move`` names the item (``SrcMsgId``, a Sync ServerId
 destination folder (``DstFldId``).  The groupware backend moves the item (a
 delete in one collection, an add in the other, both in its history), and
 the answer gives, per move, the item's new ServerId (``DstMsgId``).
+
+The device has moved the item locally already: the delete and the add are
+marked in its Sync states of both folders so that its next Sync does not
+send them back (:func:`easyncd.protocol.sync.marks.record_device_writes`).
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from easyncd.backends.interfaces import NoSuchCollection, NoSuchItem
 from easyncd.protocol.collections import resolve_collection
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.context import CommandContext, CommandResponse
+from easyncd.protocol.serverids import item_server_id, split_server_id
 from easyncd.protocol.status import HTTP_BAD_REQUEST, CommonStatus
+from easyncd.protocol.sync.marks import record_device_writes
 from easyncd.protocol.versions import status_in_body
 from easyncd.wbxml import Element
 
@@ -31,19 +37,6 @@ class MoveStatus(IntEnum):
     SameFolder = 4
     Failure = 5
     Locked = 7
-
-
-def split_server_id(server_id: str) -> tuple[str, str] | None:
-    """``"<folder>:<item>"`` -> (folder server id, item id), or None."""
-    folder, sep, item = server_id.partition(":")
-    if not sep or not folder or not item:
-        return None
-    return folder, item
-
-
-def item_server_id(folder_server_id: str, item_id: str) -> str:
-    """The Sync ServerId of an item in a folder."""
-    return f"{folder_server_id}:{item_id}"
 
 
 class MoveItemsCommand(Command):
@@ -111,4 +104,12 @@ class MoveItemsCommand(Command):
             ctx.log.failure("MoveItems: moving {source} for {user} failed",
                             source=source, user=user)
             return MoveStatus.Failure, None
+        try:
+            await record_device_writes(ctx, src.folder.server_id, deleted=[parts[1]])
+            await record_device_writes(ctx, dst.folder.server_id,
+                                       written={item.item_id: item.revision})
+        except Exception:
+            # The move happened; at worst the device hears of it once more.
+            ctx.log.failure("MoveItems: marking the move of {source} for {device_id} failed",
+                            source=source, device_id=ctx.request.device_id)
         return MoveStatus.Success, item_server_id(dst.folder.server_id, item.item_id)

@@ -49,6 +49,7 @@ from easyncd.protocol.collections import GROUPWARE_PREFIX
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.commands.foldersync import ensure_account
 from easyncd.protocol.context import CommandContext, CommandResponse
+from easyncd.protocol.sync.state import CollectionState
 from easyncd.store.interfaces import Folder
 from easyncd.wbxml import Element
 
@@ -246,10 +247,6 @@ def device_behind(state_text: str | None, current: int) -> bool:
       revision, so after one the device may be woken once for nothing);
     * no state or an unreadable one (the device never synced it): no.
     """
-    # Imported here: easyncd.protocol.sync.request imports the commands
-    # package, whose registry imports this module.
-    from easyncd.protocol.sync.state import CollectionState
-
     state = CollectionState.from_text(state_text)
     if state is None:
         return False

@@ -7,7 +7,9 @@
 * :mod:`.changes`   -- pure merging of pending and new changes;
 * :mod:`.engine`    -- one collection's sync: client commands, server changes,
   windows, the new key; and the item estimate GetItemEstimate shares;
-* :mod:`.render`    -- the response elements, in schema order.
+* :mod:`.render`    -- the response elements, in schema order;
+* :mod:`.marks`     -- writes a device made outside Sync (MoveItems,
+  EmptyFolderContents), marked so its next Sync does not echo them.
 
 The command itself is :mod:`easyncd.protocol.commands.sync`.
 """

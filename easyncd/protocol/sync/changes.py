@@ -1,5 +1,5 @@
 """Pure helpers over change lists: merge what is still pending with what the
-backend reports since, and split item ServerIds."""
+backend reports since.  (Item ServerIds: :mod:`easyncd.protocol.serverids`.)"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -31,15 +31,3 @@ def merge_changes(pending: Sequence[Op], changes: ItemChanges) -> list[Op]:
             ops[item_id] = OP_DELETE
     return [(op, item_id) for item_id, op in ops.items()]
 
-
-def item_server_id(folder_server_id: str, item_id: str) -> str:
-    """The ServerId of an item: ``"<folder server id>:<item id>"``."""
-    return f"{folder_server_id}:{item_id}"
-
-
-def split_server_id(folder_server_id: str, server_id: str) -> str | None:
-    """The item id of a ServerId in this folder, or None if it is not one."""
-    prefix = folder_server_id + ":"
-    if not server_id.startswith(prefix) or len(server_id) == len(prefix):
-        return None
-    return server_id[len(prefix):]

@@ -1,6 +1,12 @@
 """One collection's Sync: check the key, apply the device's commands, choose
 the server's changes for this window, save the new key.
 
+A Change or Delete with ``AirSyncBase:InstanceId`` (16.x) rewrites one
+occurrence of a recurring event through the Calendar codec's
+``change_instance`` / ``delete_instance``; the server sends exceptions inside
+the master item (as :meth:`CalendarCodec.to_eas` writes them), never as
+separate instances, and answers failures with ServerId, InstanceId, Status.
+
 Nothing is written unless there is something to tell the device (a new key
 with commands or responses); a request that finds nothing can wait on the
 push hub and run again without leaving state behind.
@@ -17,11 +23,12 @@ from easyncd.backends.interfaces import (
     NoSuchCollection,
     NoSuchItem,
 )
-from easyncd.protocol.codecs.base import CodecContext, CodecError, ItemCodec
+from easyncd.protocol.codecs.base import CodecContext, CodecError, DecodedItem, ItemCodec
 from easyncd.protocol.collections import ResolvedCollection, resolve_collection
 from easyncd.protocol.context import CommandContext
-from easyncd.protocol.sync.changes import item_server_id, merge_changes, split_server_id
-from easyncd.protocol.sync.constants import AIRSYNC, FILTERING_TYPES, SyncStatus
+from easyncd.protocol.serverids import item_id_in, item_server_id
+from easyncd.protocol.sync.changes import merge_changes
+from easyncd.protocol.sync.constants import AIRSYNC, AIRSYNCBASE, FILTERING_TYPES, SyncStatus
 from easyncd.protocol.sync.request import (
     ClientAdd,
     ClientChange,
@@ -270,8 +277,9 @@ class CollectionSync:
             commands = [c for c, _ in emitted]
             sent = [op for _, op in emitted]
             # Everything the device wrote is at or below ``until`` now.
-            still = {i for _, i in remaining}
-            own = {i: r for i, r in own.items() if i in still}
+            if own:  # (no set of a long remainder when there is nothing to drop)
+                still = {i for _, i in remaining}
+                own = {i: r for i, r in own.items() if i in still}
         more = bool(remaining) and creq.wants_changes()
         if not (commands or applied.wrote or applied.responses):
             return CollectionResult(creq.collection_id, SyncStatus.Success, str(key),
@@ -338,17 +346,21 @@ class CollectionSync:
             if isinstance(command, ClientAdd):
                 await self._add(command, dedupe, cctx, applied)
                 continue
-            item_id = split_server_id(folder_id, command.server_id)
+            item_id = item_id_in(folder_id, command.server_id)
             item: Item | None = None
-            if item_id is not None and not isinstance(command, ClientDelete):
+            whole_delete = isinstance(command, ClientDelete) and command.instance_id is None
+            if item_id is not None and not whole_delete:
                 found = await env.backend.get_items(env.user, cid, [item_id])
                 item = found[0] if found else None
             if isinstance(command, ClientFetch):
                 applied.responses.append(self._fetch_response(command.server_id, item, cctx))
-            elif isinstance(command, ClientChange):
+            elif isinstance(command, ClientChange) or not whole_delete:
+                # A Change, or (16.x) a Delete of one occurrence: both rewrite the item.
+                name = "Change" if isinstance(command, ClientChange) else "Delete"
+                instance = command.instance_id
                 if item is None or item_id is None:
                     applied.responses.append(_item_response(
-                        "Change", command.server_id, SyncStatus.ObjectNotFound))
+                        name, command.server_id, SyncStatus.ObjectNotFound, instance))
                     continue
                 mine = state.own.get(item_id) == item.revision
                 if retry and mine:
@@ -357,11 +369,12 @@ class CollectionSync:
                     and not mine
                 if changed_on_server and options.conflict != 0:
                     applied.responses.append(_item_response(
-                        "Change", command.server_id, SyncStatus.Conflict))
+                        name, command.server_id, SyncStatus.Conflict, instance))
                     continue
                 status = await self._change(item, command, cctx, applied)
                 if status != SyncStatus.Success:
-                    applied.responses.append(_item_response("Change", command.server_id, status))
+                    applied.responses.append(_item_response(name, command.server_id, status,
+                                                            instance))
             elif isinstance(command, ClientDelete):
                 if item_id is None:
                     applied.responses.append(_item_response(
@@ -409,14 +422,16 @@ class CollectionSync:
         applied.responses.append(_add_response(
             command.client_id, item_server_id(folder_id, item.item_id), SyncStatus.Success))
 
-    async def _change(self, item: Item, command: ClientChange, cctx: CodecContext,
-                      applied: _Applied) -> int:
+    async def _change(self, item: Item, command: ClientChange | ClientDelete,
+                      cctx: CodecContext, applied: _Applied) -> int:
+        """Apply a Change -- of the whole item, or (16.x, ``InstanceId``) of
+        one occurrence -- or the Delete of one occurrence."""
         env, resolved, codec = self.env, self.resolved, self.codec
         assert resolved is not None and codec is not None
-        if command.application_data is None:
-            return SyncStatus.ConversionError
         try:
-            decoded = codec.from_eas(command.application_data, item.data, cctx)
+            decoded = _decode_change(codec, command, item.data, cctx)
+            if decoded is None:
+                return SyncStatus.ConversionError
             updated: Item = await env.backend.update_item(
                 env.user, resolved.collection_id, item.item_id, decoded.data)
         except (CodecError, InvalidItem) as exc:
@@ -479,9 +494,12 @@ class CollectionSync:
                     out.append((OutgoingCommand(OP_DELETE, server_id), (OP_DELETE, item_id)))
                     continue
                 item = items.get(item_id)
-                if item is None or own.get(item_id) == item.revision:
+                mine = own.get(item_id)
+                if item is None or mine == item.revision:
                     continue
-                kind = op
+                # The device has an item it wrote itself (a move into this
+                # folder, say) even when the history calls it an add.
+                kind = OP_CHANGE if op == OP_ADD and mine is not None and mine != DELETED else op
                 if held is not None:
                     if not codec.in_filter(item.data, options.filter_type, env.now):
                         if item_id in held:
@@ -530,9 +548,37 @@ class CollectionSync:
         return commands
 
 
-def _item_response(name: str, server_id: str, status: int) -> Element:
+def _decode_change(codec: ItemCodec, command: ClientChange | ClientDelete, existing: str,
+                   cctx: CodecContext) -> DecodedItem | None:
+    """The item's new data after ``command``; None if it cannot apply (no
+    ApplicationData, or an InstanceId on a class without occurrences).
+    Raises CodecError."""
+    instance = command.instance_id
+    if isinstance(command, ClientDelete):
+        delete_instance = getattr(codec, "delete_instance", None)
+        if instance is None or delete_instance is None:
+            return None
+        decoded: DecodedItem = delete_instance(instance, existing, cctx)
+        return decoded
+    if command.application_data is None:
+        return None
+    if instance is None:
+        return codec.from_eas(command.application_data, existing, cctx)
+    change_instance = getattr(codec, "change_instance", None)
+    if change_instance is None:
+        return None
+    decoded = change_instance(command.application_data, instance, existing, cctx)
+    return decoded
+
+
+def _item_response(name: str, server_id: str, status: int,
+                   instance_id: str | None = None) -> Element:
+    """Responses/(Change|Delete|Fetch): ServerId, InstanceId (16.x, when the
+    command carried one), Status."""
     element = Element(AIRSYNC + name)
     element.add(AIRSYNC + "ServerId", server_id)
+    if instance_id is not None:
+        element.add(AIRSYNCBASE + "InstanceId", instance_id)
     element.add(AIRSYNC + "Status", str(int(status)))
     return element
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Union
 
 from easyncd.protocol.codecs.base import BodyPreference
-from easyncd.protocol.commands.foldersync import parse_sync_key
 from easyncd.protocol.sync.constants import (
     AIRSYNC,
     AIRSYNCBASE,
@@ -15,6 +14,7 @@ from easyncd.protocol.sync.constants import (
     MAX_WINDOW_SIZE,
     TRUNCATION_SIZES,
 )
+from easyncd.protocol.synckeys import parse_sync_key
 from easyncd.protocol.versions import at_least
 from easyncd.wbxml import Element
 
@@ -72,17 +72,22 @@ class ClientAdd:
 
 @dataclass(frozen=True)
 class ClientChange:
-    """Commands/Change of an item the device has."""
+    """Commands/Change of an item the device has; with ``instance_id``
+    (16.0+ ``AirSyncBase:InstanceId``, a Compact DateTime) a change of that
+    one occurrence of a recurring event."""
 
     server_id: str
     application_data: Element | None
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True)
 class ClientDelete:
-    """Commands/Delete."""
+    """Commands/Delete; with ``instance_id`` (16.0+) the deletion of that one
+    occurrence of a recurring event."""
 
     server_id: str
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,7 +276,22 @@ def _server_id(element: Element) -> str:
     return server_id
 
 
-def parse_commands(commands: Element | None) -> tuple[ClientCommand, ...]:
+def _instance_id(element: Element, version: str) -> str | None:
+    """AirSyncBase:InstanceId of a Change or Delete (16.0+; ignored before)."""
+    if not at_least(version, "16.0"):
+        return None
+    instance = element.find(AIRSYNCBASE + "InstanceId")
+    if instance is None:
+        return None
+    text = instance.text
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not text or not text.strip():
+        raise SyncProtocolError(f"{element.tag} with an empty InstanceId")
+    return text.strip()
+
+
+def parse_commands(commands: Element | None, version: str = "16.1") -> tuple[ClientCommand, ...]:
     """Commands/(Add|Change|Delete|Fetch), in document order."""
     if commands is None:
         return ()
@@ -285,9 +305,10 @@ def parse_commands(commands: Element | None) -> tuple[ClientCommand, ...]:
             result.append(ClientAdd(client_id, element.find(AIRSYNC + "ApplicationData")))
         elif name == AIRSYNC + "Change":
             result.append(ClientChange(_server_id(element),
-                                       element.find(AIRSYNC + "ApplicationData")))
+                                       element.find(AIRSYNC + "ApplicationData"),
+                                       _instance_id(element, version)))
         elif name == AIRSYNC + "Delete":
-            result.append(ClientDelete(_server_id(element)))
+            result.append(ClientDelete(_server_id(element), _instance_id(element, version)))
         elif name == AIRSYNC + "Fetch":
             result.append(ClientFetch(_server_id(element)))
         else:
@@ -314,7 +335,7 @@ def parse_collection(element: Element, version: str) -> CollectionRequest:
         window_size=window,
         options=parse_options(element.findall(AIRSYNC + "Options"), version, eas_class),
         supported=supported,
-        commands=parse_commands(element.find(AIRSYNC + "Commands")),
+        commands=parse_commands(element.find(AIRSYNC + "Commands"), version),
     )
 
 

@@ -9,7 +9,9 @@
 * ``adds``      -- ClientId -> item id of the adds of the request that produced
   this key (a retry does not create them twice);
 * ``own``       -- item id -> revision the device itself produced (-1: it
-  deleted the item), not to be echoed back; dropped once ``rev`` covers them;
+  deleted the item), not to be echoed back; dropped once ``rev`` covers them.
+  Sync writes them for the device's commands, :mod:`.marks` for its
+  MoveItems and EmptyFolderContents;
 * ``held``      -- with a FilterType that depends on the item, the ids the
   device has (None otherwise: the device has everything sent);
 * ``supported`` -- the Supported list of the initial sync (ghosting);

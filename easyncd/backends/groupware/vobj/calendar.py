@@ -46,6 +46,8 @@ from easyncd.backends.groupware.event import (
     Occurrence,
     Organizer,
     Property,
+)
+from easyncd.backends.groupware.zones import (
     RuleTimeZone,
     iana_for_windows,
     info_for_tzinfo,
