@@ -127,6 +127,11 @@ FIELDS: tuple[_Field, ...] = tuple(
     ]
 )
 
+#: Each field, and whether it is sent as its attribute's text when set
+#: (FileAs has its own rule).
+_FIELDS_PLAIN: tuple[tuple[_Field, bool], ...] = tuple(
+    (f, f.kind in (_STRING, _EMAIL) and f.attr != "file_as") for f in FIELDS)
+
 #: Every element tag this codec reads or writes (besides the 2.5 body).
 FIELD_TAGS: frozenset[str] = frozenset(f.tag for f in FIELDS)
 
@@ -219,8 +224,13 @@ class ContactsCodec:
     def contact_to_eas(self, contact: Contact, ctx: CodecContext) -> Element:
         """``AirSync:ApplicationData`` for a contact."""
         app = Element("AirSync:ApplicationData")
-        for fld in FIELDS:
-            self._emit(app, fld, contact, ctx)
+        for fld, plain in _FIELDS_PLAIN:
+            if plain:  # the common case, inline
+                value = getattr(contact, fld.attr)
+                if value:
+                    app.add(fld.tag, value)
+            else:
+                self._emit(app, fld, contact, ctx)
         return app
 
     def _emit(self, app: Element, fld: _Field, contact: Contact, ctx: CodecContext) -> None:
