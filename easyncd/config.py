@@ -364,6 +364,59 @@ SCHEMA: dict[str, dict[str, Option]] = {
             "", parse_list, _POLICY_HELP + ": ApprovedApplicationList (SHA-1 hashes)."
         ),
     },
+    "imap": {
+        "enabled": _opt(
+            "no", parse_bool,
+            "Serve the users' mail from the IMAP server below (Inbox, folders, Sync of\n"
+            "email, push, SendMail...). Off: devices see contacts, calendars, tasks and\n"
+            "notes only.",
+        ),
+        "host": _opt("127.0.0.1", parse_str, "IMAP server holding the users' mail."),
+        "port": _opt("143", parse_int, "Its port (993 for implicit TLS)."),
+        "tls": _opt(
+            "starttls", choice("none", "starttls", "implicit"),
+            "none, starttls or implicit. With starttls or implicit the certificate is\n"
+            "verified.",
+        ),
+        "ca_file": _opt("", parse_str, "PEM CA for the IMAP server. Empty: the system's trust store."),
+        "master_user": _opt(
+            "", parse_str,
+            "A Dovecot master user: log in as every user with this user's password\n"
+            "instead of the device's password.",
+        ),
+        "master_password": _opt("", parse_str, "Its password (keep this file private)."),
+        "master_separator": _opt(
+            "", parse_str,
+            "\"*\" logs in as \"user*master\"; empty uses AUTHENTICATE PLAIN with the user as\n"
+            "authorization identity.",
+        ),
+        "connect_timeout": _opt("30", parse_int, "Seconds allowed for connecting and logging in."),
+        "max_connections_per_user": _opt(
+            "2", parse_int,
+            "Warm sessions per user for requests (the IDLE session comes on top;\n"
+            "Dovecot allows 10 per user and address by default).",
+        ),
+        "max_connections": _opt("200", parse_int, "Warm sessions in total."),
+        "idle_timeout": _opt("300", parse_int, "Seconds an unused warm session stays open."),
+        "backoff_initial": _opt("1", parse_int, "Seconds before reconnecting after a failure."),
+        "backoff_max": _opt("30", parse_int, "Longest wait between reconnection attempts."),
+        "operation_timeout": _opt("120", parse_int, "Seconds allowed for one IMAP operation."),
+        "drafts": _opt("", parse_str, "Drafts mailbox. Empty: SPECIAL-USE, then common names."),
+        "sent": _opt("", parse_str, "Sent mailbox. Empty: SPECIAL-USE, then common names."),
+        "trash": _opt("", parse_str, "Trash mailbox. Empty: SPECIAL-USE, then common names."),
+        "junk": _opt("", parse_str, "Junk mailbox. Empty: SPECIAL-USE, then common names."),
+        "outbox": _opt("", parse_str, "Outbox mailbox, if the server has one. Empty: none/auto."),
+        "fetch_batch": _opt("100", parse_int, "UIDs per UID FETCH."),
+        "poll_interval": _opt(
+            "30", parse_int,
+            "Seconds between STATUS checks of watched mailboxes other than the one the\n"
+            "user's IDLE session watches.",
+        ),
+        "watch_linger": _opt(
+            "60", parse_int, "Seconds the IDLE session stays open after the last Ping ends."
+        ),
+        "folder_cache": _opt("60", parse_int, "Seconds a mailbox list is reused."),
+    },
     "smtp": {
         "host": _opt("127.0.0.1", parse_str,
                      "SMTP server for outgoing mail (SendMail, SmartReply, SmartForward)."),
@@ -420,6 +473,7 @@ _SECTION_HELP = {
     "store": "Where easyncd keeps its own state (devices, sync keys, folders).",
     "auth": "Authentication of device users (HTTP Basic on every request).",
     "policy": "Provisioning (MS-ASPROV): the security policy sent to devices.",
+    "imap": "The users' mailboxes.",
     "smtp": "Outgoing mail.",
     "groupware": "The built-in store of contacts, calendars, tasks and notes.",
     "log": "Logging and per-device protocol traces.",

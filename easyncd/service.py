@@ -19,6 +19,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from easyncd.backends.groupware.sql import SQLGroupwareBackend
+from easyncd.backends.imap.backend import IMAPMailBackend
+from easyncd.backends.imap.pool import IMAPPool, imap_connector
+from easyncd.backends.smtp import SMTPSender
 from easyncd.config import Config
 from easyncd.http.activesync import Services
 from easyncd.http.auth import Authenticator
@@ -58,6 +61,7 @@ class EasyncdService(MultiService):
         self.store: IStateStore | None = None
         self.ports: list[IListeningPort] = []
         self.hub: PushHub | None = None
+        self.mail: IMAPMailBackend | None = None
         self.trimming: LoopingCall | None = None
         self.ready: Deferred[None] | None = None
 
@@ -88,7 +92,7 @@ class EasyncdService(MultiService):
                 clock=self.reactor,
                 tracer=ProtocolTracer(config.trace_dir, config.log.trace_devices,
                                       config.log.trace_users),
-                extra={"groupware": groupware, "push": hub},
+                extra={"groupware": groupware, "push": hub, **self._mail_services()},
             )
             site = EASSite(build_root(services), config.server.max_request_size)
             for description in config.server.listen:
@@ -113,6 +117,38 @@ class EasyncdService(MultiService):
             return
         sd_notify("READY=1\nSTATUS=serving")
         log.info("easyncd ready")
+
+    def _mail_services(self) -> dict[str, Any]:
+        """The IMAP mail backend and the SMTP sender, when [imap] enabled."""
+        imap = self.config.imap
+        if not imap.enabled:
+            return {}
+        connect = imap_connector(
+            self.reactor, imap.host, imap.port, imap.tls, imap.ca_file or None,
+            master_user=imap.master_user or None,
+            master_password=imap.master_password or None,
+            master_separator=imap.master_separator or None,
+            timeout=imap.connect_timeout,
+        )
+        pool = IMAPPool(
+            self.reactor, connect,
+            max_per_user=imap.max_connections_per_user,
+            max_total=imap.max_connections,
+            idle_timeout=imap.idle_timeout,
+            backoff=(imap.backoff_initial, imap.backoff_max),
+            shared_credentials=bool(imap.master_user),
+            op_timeout=imap.operation_timeout,
+        )
+        names = {role: getattr(imap, role) for role in ("drafts", "sent", "trash", "junk", "outbox")
+                 if getattr(imap, role)}
+        self.mail = IMAPMailBackend(
+            self.reactor, pool, folder_names=names, fetch_batch=imap.fetch_batch,
+            poll_interval=imap.poll_interval, watch_linger=imap.watch_linger,
+            folder_cache=imap.folder_cache,
+        )
+        log.info("mail from IMAP {host}:{port} ({tls})", host=imap.host, port=imap.port,
+                 tls=imap.tls)
+        return {"mail": self.mail, "smtp": SMTPSender.from_config(self.config, self.reactor)}
 
     def _start_trimming(self, groupware: SQLGroupwareBackend) -> None:
         """Trim the groupware history once a day ([groupware] history_days)."""
@@ -151,6 +187,10 @@ class EasyncdService(MultiService):
         if self.hub is not None:
             hub, self.hub = self.hub, None
             await hub.stopService()  # waiting Ping/Sync requests get their answer
+        if self.mail is not None:
+            mail, self.mail = self.mail, None
+            mail.stop()
+            mail.pool.close_all()
         ports, self.ports = self.ports, []
         stopping = [port.stopListening() for port in ports]
         await DeferredList([d for d in stopping if d is not None])

@@ -21,7 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from easyncd.config import Config
-from easyncd.http.auth import Authenticator, AuthUnavailable, Unauthorized
+from easyncd.http.auth import Authenticator, AuthUnavailable, Unauthorized, parse_basic
 from easyncd.http.headers import EASHeaders
 from easyncd.http.trace import ProtocolTracer
 from easyncd.protocol.commands import implemented_commands
@@ -233,6 +233,8 @@ class ActiveSyncResource(Resource):
             account.user = outcome_base["user"]
             return account
         outcome_base["user"] = account
+        # The credentials were just verified; mail backends log in with them.
+        _, password = parse_basic(request.requestHeaders.getRawHeaders(b"Authorization", [None])[0])
         body = _body_of(request)
         content_type = (request.getHeader("Content-Type") or "").split(";")[0].strip().lower()
         if body and content_type and content_type not in ACCEPTED_TYPES:
@@ -261,6 +263,7 @@ class ActiveSyncResource(Resource):
             log=Logger(namespace=f"easyncd.command.{eas_request.command}"),
             services=self.services.extra,
             account_loaded=True,
+            password=password,
         )
         started = time.monotonic()
         response: CommandResponse = await dispatch(ctx, body)

@@ -58,6 +58,9 @@ class CommandContext:
     #: Whether ``account`` was already read from the store (so the dispatcher
     #: need not read it again).
     account_loaded: bool = False
+    #: The password the device authenticated with, for backends that log in
+    #: as the user (IMAP, SMTP).  Never logged, never stored.
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass
