@@ -6,13 +6,33 @@ In-process writers (the groupware backend of this daemon) call
 on the same database (``easyncd-admin``, another easyncd node) are found by
 polling: while anybody waits on ``groupware:<id>`` topics, the hub asks the
 backend's ``watch_revisions`` every ``poll_interval`` seconds, one query per
-user with waiters, and wakes the waiters of every collection whose revision
-moved since the last look.  Nobody waiting: no polling at all.
+user with waiters.  Nobody waiting: no polling at all.
+
+What a poll compares.  Each waiter holds, per groupware topic, the revision
+it is measured against (its *threshold*); a poll answer above it wakes the
+waiter.  The threshold is
+
+* the ``known`` revision the caller passed -- what the device is known to
+  have (Ping: the revision its pending check found the device up to date
+  with; Sync's Wait: the revision the sync just looked at).  A change
+  committed at any time after that look is above it, so it wakes the waiter
+  at the next poll whenever it landed: before the waiter registered, before
+  the hub's first poll, during a poll, or after an in-process notify;
+* otherwise the hub's *baseline* of the collection at registration: the last
+  revision a poll saw or a waiter's ``known`` value, whichever is higher
+  (both are revisions the collection had reached, so anything above is news);
+* otherwise (nothing known at all) the first poll's answer, taken silently.
+
+An in-process :meth:`notify` wakes at once and keeps the baseline as it was:
+the hub is not told the new revision, and forgetting the old one would let
+a change from another process slip through as the next baseline.  At worst
+a waiter without ``known`` registered after a notify wakes once for it.
+A collection that disappears wakes everybody waiting on it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
@@ -33,8 +53,17 @@ BASELINE_TTL = 300.0
 class _Waiter:
     user: str
     topics: frozenset[str]
+    #: groupware collection id -> the revision a poll must exceed to wake us
+    #: (None: not known yet, the first poll's answer becomes it).
+    thresholds: dict[str, int | None] = field(default_factory=dict)
     deferred: "Deferred[frozenset[str]]" = field(default_factory=Deferred)
     timer: IDelayedCall | None = None
+
+
+def _collection_id(topic: str) -> str | None:
+    if topic.startswith(GROUPWARE_PREFIX):
+        return topic[len(GROUPWARE_PREFIX):]
+    return None
 
 
 @implementer(IPushHub)
@@ -61,11 +90,8 @@ class PushHub(Service):
         self.poll_interval = poll_interval
         self._baseline_ttl = baseline_ttl
         self._waiters: dict[tuple[str, str], set[_Waiter]] = {}
-        #: (user, collection id) -> (last revision seen, when last watched).
+        #: (user, collection id) -> (highest revision known reached, when last used).
         self._baselines: dict[tuple[str, str], tuple[int, float]] = {}
-        #: (user, collection id) -> serial of the last in-process notify.
-        self._notified: dict[tuple[str, str], int] = {}
-        self._serial = 0
         self._poll_call: IDelayedCall | None = None
         self._polling = False
         self._stopped = False
@@ -99,27 +125,38 @@ class PushHub(Service):
     # IPushHub -----------------------------------------------------------------------
 
     def notify(self, user: str, topics: Iterable[str]) -> None:
-        """Wake the waiters of ``user`` on any of ``topics``."""
-        topics = list(topics)
-        self._serial += 1
-        for topic in topics:
-            if topic.startswith(GROUPWARE_PREFIX):
-                key = (user, topic[len(GROUPWARE_PREFIX):])
-                # Our own change: the next poll takes its revision silently.
-                self._baselines.pop(key, None)
-                if self._polling:
-                    self._notified[key] = self._serial
+        """Wake the waiters of ``user`` on any of ``topics``.
+
+        The baselines stay as they are (see the module docstring)."""
         self._wake(user, topics)
 
     def wait(
-        self, user: str, topics: Iterable[str], timeout: float
+        self, user: str, topics: Iterable[str], timeout: float,
+        known: Mapping[str, int] | None = None,
     ) -> "Deferred[frozenset[str]]":
-        """Fires with the changed topics, or an empty set after ``timeout``."""
+        """Fires with the changed topics, or an empty set after ``timeout``.
+
+        ``known``: topic -> revision the device is known to have; a polled
+        revision above it wakes the waiter (see the module docstring)."""
         if self._stopped:
             return succeed(frozenset())
         waiter = _Waiter(user, frozenset(topics))
         waiter.deferred = Deferred(lambda _: self._remove(waiter))
+        now = self._clock.seconds()
+        known = known or {}
         for topic in waiter.topics:
+            collection_id = _collection_id(topic)
+            if collection_id is not None:
+                key = (user, collection_id)
+                baseline = self._baseline(key, now)
+                revision = known.get(topic)
+                if revision is not None:
+                    revision = int(revision)
+                    if baseline is None or baseline[0] < revision:
+                        self._baselines[key] = (revision, now)
+                elif baseline is not None:
+                    revision = baseline[0]
+                waiter.thresholds[collection_id] = revision
             self._waiters.setdefault((user, topic), set()).add(waiter)
         waiter.timer = self._clock.callLater(max(0.0, timeout), self._finish, waiter,
                                              frozenset())
@@ -137,6 +174,9 @@ class PushHub(Service):
         for topic in topics:
             for waiter in self._waiters.get((user, topic), ()):
                 woken.setdefault(waiter, set()).add(topic)
+        self._finish_all(woken)
+
+    def _finish_all(self, woken: Mapping[_Waiter, set[str]]) -> None:
         for waiter, changed in woken.items():
             self._finish(waiter, frozenset(changed))
 
@@ -159,12 +199,22 @@ class PushHub(Service):
 
     # polling ----------------------------------------------------------------------------
 
+    def _baseline(self, key: tuple[str, str], now: float) -> tuple[int, float] | None:
+        """The remembered revision of a collection, unless it is too old to
+        trust (the device has probably synced past it since)."""
+        baseline = self._baselines.get(key)
+        if baseline is not None and baseline[1] < now - self._baseline_ttl:
+            del self._baselines[key]
+            return None
+        return baseline
+
     def _watched(self) -> dict[str, set[str]]:
         """user -> groupware collection ids somebody waits on."""
         watched: dict[str, set[str]] = {}
         for user, topic in self._waiters:
-            if topic.startswith(GROUPWARE_PREFIX):
-                watched.setdefault(user, set()).add(topic[len(GROUPWARE_PREFIX):])
+            collection_id = _collection_id(topic)
+            if collection_id is not None:
+                watched.setdefault(user, set()).add(collection_id)
         return watched
 
     def _schedule_poll(self) -> None:
@@ -185,39 +235,43 @@ class PushHub(Service):
                     if used < now - self._baseline_ttl]:
             del self._baselines[key]
         self._polling = True
-        serial = self._serial
-        polls = [self._poll_user(user, ids, serial) for user, ids in watched.items()]
+        polls = [self._poll_user(user, ids) for user, ids in watched.items()]
 
         def done(_: Any) -> None:
             self._polling = False
-            self._notified.clear()
             self._schedule_poll()
 
         DeferredList(polls).addBoth(done)
 
-    def _poll_user(self, user: str, ids: set[str], serial: int) -> "Deferred[None]":
+    def _poll_user(self, user: str, ids: set[str]) -> "Deferred[None]":
         assert self.backend is not None
         d = maybeDeferred(self.backend.watch_revisions, user, sorted(ids))
 
         def compare(revisions: dict[str, int]) -> None:
             now = self._clock.seconds()
-            changed = []
+            woken: dict[_Waiter, set[str]] = {}
             for collection_id in ids:
                 key = (user, collection_id)
-                if self._notified.get(key, 0) > serial:
-                    continue  # notified in-process while we asked: not ours to judge
+                topic = GROUPWARE_PREFIX + collection_id
                 revision = revisions.get(collection_id)
-                known = self._baselines.get(key)
+                waiters = self._waiters.get((user, topic), ())
                 if revision is None:
-                    if known is not None:
-                        changed.append(collection_id)  # the collection is gone
+                    # The collection is gone: news for everybody waiting on it.
                     self._baselines.pop(key, None)
+                    for waiter in waiters:
+                        woken.setdefault(waiter, set()).add(topic)
                     continue
-                if known is not None and known[0] != revision:
-                    changed.append(collection_id)
-                self._baselines[key] = (revision, now)
-            if changed:
-                self._wake(user, [GROUPWARE_PREFIX + c for c in changed])
+                revision = int(revision)
+                baseline = self._baselines.get(key)
+                highest = revision if baseline is None else max(revision, baseline[0])
+                self._baselines[key] = (highest, now)
+                for waiter in waiters:
+                    threshold = waiter.thresholds.get(collection_id)
+                    if threshold is None:
+                        waiter.thresholds[collection_id] = revision
+                    elif revision > threshold:
+                        woken.setdefault(waiter, set()).add(topic)
+            self._finish_all(woken)
 
         def failed(failure: Failure) -> None:
             self.log.warn("push hub: revision poll for {user} failed: {error}", user=user,

@@ -15,8 +15,15 @@ class IPushHub(Interface):
         """Something changed in these topics of ``user`` (called after the
         change committed).  Wakes every waiter on any of them.  Returns None."""
 
-    def wait(user, topics, timeout):  # type: ignore[misc,no-untyped-def]
+    def wait(user, topics, timeout, known=None):  # type: ignore[misc,no-untyped-def]
         """Deferred[frozenset[str]]: fires with the topics that changed (at
         least one) as soon as one does, or with an empty set after ``timeout``
         seconds.  Cancelling the Deferred (the client went away) removes the
-        waiter and fires nothing else."""
+        waiter and fires nothing else.
+
+        ``known``: an optional mapping topic -> revision the device is known
+        to have (for topics whose backend has revisions, the groupware ones).
+        A hub that finds changes by comparing revisions (other processes'
+        writes) wakes the waiter as soon as it sees a revision above that,
+        whenever the change was committed -- also before this call.  Without
+        it, only changes the hub notices after the call are reported."""

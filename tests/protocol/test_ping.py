@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
@@ -60,6 +60,7 @@ class _Waiter:
         self.deferred: Deferred[frozenset[str]] = Deferred(self._cancel)
         self.call: Any = None
         self.hub: FakePushHub | None = None
+        self.known: dict[str, int] | None = None
 
     def _cancel(self, _: Deferred[frozenset[str]]) -> None:
         assert self.hub is not None
@@ -82,8 +83,10 @@ class FakePushHub:
                 self._remove(waiter)
                 waiter.deferred.callback(hit)
 
-    def wait(self, user: str, topics: Iterable[str], timeout: float) -> Deferred[frozenset[str]]:
+    def wait(self, user: str, topics: Iterable[str], timeout: float,
+             known: Mapping[str, int] | None = None) -> Deferred[frozenset[str]]:
         waiter = _Waiter(user, frozenset(topics), timeout)
+        waiter.known = dict(known) if known is not None else None
         waiter.hub = self
         waiter.call = self.clock.callLater(timeout, self._expire, waiter)
         self.waiters.append(waiter)
@@ -588,6 +591,25 @@ class FakeHubFakeGroupwarePingTests(PingTestsMixin, SynchronousTestCase):
     def waiter_count(self) -> int | None:
         return len(self.hub.waiters)
 
+    def test_wait_knows_what_the_device_has(self) -> None:
+        """The hub wait gets, per groupware topic, the revision the pending
+        check found the device up to date with."""
+        revision = self.change(self.contacts_cid)
+        self.change(self.contacts_cid)
+        own = CollectionState(rev=revision, own={"7": revision + 1}).to_text()
+        result_of(self.store.register_account(DEVICE, USER, "TestDevice", None, 0.0))
+        result_of(self.store.advance_sync_state(DEVICE, USER, self.contacts, None, 3, own))
+        inbox = self.add_folder("Inbox", 2, "imap:INBOX")
+        d = self.start(ping_body(300, [(self.contacts, "Contacts"), (self.calendar, "Calendar"),
+                                       (inbox, "Email")]))
+        self.assertNoResult(d)
+        [waiter] = self.hub.waiters
+        self.assertEqual(waiter.known, {"groupware:" + self.contacts_cid: revision + 1,
+                                        "groupware:" + self.calendar_cid: 0})
+        self.assertEqual(waiter.timeout, 300)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+
 
 class RealHubMemoryGroupwarePingTests(PingTestsMixin, SynchronousTestCase):
     """The command with the real push hub and the memory groupware backend
@@ -639,3 +661,74 @@ class RealHubMemoryGroupwarePingTests(PingTestsMixin, SynchronousTestCase):
         self.change(self.calendar_cid)
         self.clock.advance(0.5)
         self.assertEqual(changed_ids(self.successResultOf(d)), [self.calendar])
+
+    def polling_hub(self) -> None:
+        """A hub that polls the backend, and a backend that notifies nobody
+        (its writes stand for another process: the CLI, another node)."""
+        self.hub = PushHub(self.clock, backend=self.groupware, poll_interval=0.5)
+        self.groupware._hub = None
+
+    def test_unnotified_change_right_after_the_check(self) -> None:
+        """The CLI imports right after the Ping started waiting, before the
+        hub's first poll: the Ping answers at that poll, not at its
+        heartbeat."""
+        self.polling_hub()
+        self.synced(self.calendar, self.change(self.calendar_cid))
+        d = self.start(self.both(60))
+        self.assertNoResult(d)
+        self.change(self.calendar_cid)
+        self.clock.advance(0.5)
+        response = self.successResultOf(d)
+        self.assertEqual(status_of(response), "2")
+        self.assertEqual(changed_ids(response), [self.calendar])
+
+    def test_unnotified_change_during_the_check(self) -> None:
+        """The change commits after the pending check read the revisions and
+        before the wait registered: still found at the first poll."""
+        self.polling_hub()
+        original = self.hub.wait
+        writes: list[int] = []
+
+        def racing(user: str, topics: Any, timeout: float, known: Any = None) -> Any:
+            if known is not None and not writes:
+                writes.append(self.change(self.contacts_cid))
+            return original(user, topics, timeout, known=known)
+
+        self.patch(self.hub, "wait", racing)
+        d = self.start(self.both(60))
+        self.assertEqual(len(writes), 1)
+        self.assertNoResult(d)
+        self.clock.advance(0.5)
+        self.assertEqual(changed_ids(self.successResultOf(d)), [self.contacts])
+
+    def test_in_process_write_then_cli_write(self) -> None:
+        """A Ping woken by this process's write; the device syncs and pings
+        again, and the CLI writes at once: that write wakes the new Ping."""
+        self.hub = PushHub(self.clock, backend=self.groupware, poll_interval=0.5)
+        self.groupware._hub = self.hub
+        d = self.start(self.both(60))
+        self.clock.advance(0.5)
+        revision = self.change(self.contacts_cid)  # notified
+        self.assertEqual(changed_ids(self.successResultOf(d)), [self.contacts])
+        self.synced(self.contacts, revision)
+        again = self.start(self.both(60))
+        self.assertNoResult(again)
+        self.groupware._hub = None
+        self.change(self.contacts_cid)  # not notified: another process
+        self.clock.advance(0.5)
+        self.assertEqual(changed_ids(self.successResultOf(again)), [self.contacts])
+
+    def test_own_changes_do_not_wake(self) -> None:
+        """Revisions the device made itself are behind its Sync state's rev
+        but not news: the Ping waits through the polls to its heartbeat."""
+        self.polling_hub()
+        start = self.change(self.contacts_cid)
+        mine = self.change(self.contacts_cid)
+        own = CollectionState(rev=start, own={"x": mine}).to_text()
+        result_of(self.store.register_account(DEVICE, USER, "TestDevice", None, 0.0))
+        result_of(self.store.advance_sync_state(DEVICE, USER, self.contacts, None, 3, own))
+        d = self.start(self.both(60))
+        self.clock.pump([0.5] * 100)
+        self.assertNoResult(d)
+        self.clock.advance(10)
+        self.assertEqual(status_of(self.successResultOf(d)), "1")

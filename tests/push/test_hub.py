@@ -199,19 +199,20 @@ class PollingTests(unittest.TestCase):
         _cancel(self, again)
 
     def test_own_notify_does_not_wake_twice(self) -> None:
-        d = self.hub.wait("alice", ["groupware:1"], 60)
+        d = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 10})
         self.clock.advance(0.5)
         self.backend.revisions[("alice", "1")] = 11  # our backend wrote...
         self.hub.notify("alice", ["groupware:1"])  # ...and told us
         self.successResultOf(d)
-        again = self.hub.wait("alice", ["groupware:1"], 60)
+        # The device synced revision 11 and waits again.
+        again = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 11})
         self.clock.pump([0.5] * 4)
         self.assertNoResult(again)
         _cancel(self, again)
 
     def test_notify_during_a_poll(self) -> None:
         self.backend.pending = []
-        d = self.hub.wait("alice", ["groupware:1"], 60)
+        d = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 10})
         self.clock.advance(0.5)
         first = self.backend.pending.pop()
         first.callback(first.answer)  # type: ignore[attr-defined]
@@ -220,12 +221,14 @@ class PollingTests(unittest.TestCase):
         self.backend.revisions[("alice", "1")] = 11
         self.hub.notify("alice", ["groupware:1"])  # ...when our own write lands
         self.successResultOf(d)
-        again = self.hub.wait("alice", ["groupware:1"], 60)
+        again = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 11})
         stale.callback(stale.answer)  # type: ignore[attr-defined]
         self.backend.pending = None
         self.clock.pump([0.5] * 4)
         self.assertNoResult(again)  # no spurious wake from the stale answer
-        _cancel(self, again)
+        self.backend.revisions[("alice", "1")] = 12
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(again), frozenset({"groupware:1"}))
 
     def test_one_query_per_user_per_tick(self) -> None:
         self.backend.revisions[("bob", "5")] = 1
@@ -265,6 +268,152 @@ class PollingTests(unittest.TestCase):
         self.successResultOf(d)
         self.clock.advance(5)
         self.assertEqual(self.backend.calls, [])
+
+
+class RaceTests(unittest.TestCase):
+    """A change by another process is never taken for the baseline: it
+    wakes the waiter at the next poll however it interleaves with the
+    registration, the first poll and in-process notifications."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.backend = FakeRevisions()
+        self.hub = PushHub(self.clock, self.backend, poll_interval=0.5)
+        self.hub.startService()
+        self.backend.revisions[("alice", "1")] = 10
+        self.backend.revisions[("alice", "2")] = 20
+
+    def tearDown(self) -> None:
+        self.hub.stopService()
+
+    def test_change_between_registration_and_first_poll(self) -> None:
+        # The device has revision 10; the CLI imports right after the Ping
+        # registered, before the hub's first look.
+        d = self.hub.wait("alice", ["groupware:1", "groupware:2"], 60,
+                          known={"groupware:1": 10, "groupware:2": 20})
+        self.backend.revisions[("alice", "1")] = 11
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(d), frozenset({"groupware:1"}))
+        self.assertEqual(len(self.backend.calls), 1)
+
+    def test_change_before_registration(self) -> None:
+        # The change committed after the device's last look but before the
+        # wait was even registered.
+        self.backend.revisions[("alice", "2")] = 21
+        d = self.hub.wait("alice", ["groupware:1", "groupware:2"], 60,
+                          known={"groupware:1": 10, "groupware:2": 20})
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(d), frozenset({"groupware:2"}))
+
+    def test_known_up_to_date_does_not_wake(self) -> None:
+        d = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 10})
+        self.clock.pump([0.5] * 10)
+        self.assertNoResult(d)
+        self.assertEqual(len(self.backend.calls), 10)
+        self.clock.advance(55)
+        self.assertEqual(self.successResultOf(d), frozenset())
+        calls = len(self.backend.calls)
+        self.clock.advance(10)
+        self.assertEqual(len(self.backend.calls), calls)  # nobody waits: no polling
+
+    def test_each_waiter_against_what_it_knows(self) -> None:
+        # Two devices on one collection: one synced 10, the other 12.
+        self.backend.revisions[("alice", "1")] = 12
+        behind = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 10})
+        current = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 12})
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(behind), frozenset({"groupware:1"}))
+        self.assertNoResult(current)
+        self.assertEqual(self.backend.calls, [("alice", ["1"])])  # one query for both
+        self.backend.revisions[("alice", "1")] = 13
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(current), frozenset({"groupware:1"}))
+
+    def test_change_before_first_poll_without_known_after_a_baseline(self) -> None:
+        # No known value: the hub's own baseline (from an earlier waiter's
+        # poll) is the reference, not the next poll's answer.
+        first = self.hub.wait("alice", ["groupware:1"], 1)
+        self.clock.advance(1)
+        self.assertEqual(self.successResultOf(first), frozenset())
+        d = self.hub.wait("alice", ["groupware:1"], 60)
+        self.backend.revisions[("alice", "1")] = 11
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(d), frozenset({"groupware:1"}))
+
+    def test_change_after_notify_without_known(self) -> None:
+        # An in-process write and its notify, then another process writes
+        # before the hub looks again: that change is not lost.
+        d = self.hub.wait("alice", ["groupware:1"], 60)
+        self.clock.advance(0.5)  # baseline 10
+        self.backend.revisions[("alice", "1")] = 11
+        self.hub.notify("alice", ["groupware:1"])
+        self.successResultOf(d)
+        again = self.hub.wait("alice", ["groupware:1"], 60)
+        self.backend.revisions[("alice", "1")] = 12  # the CLI
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(again), frozenset({"groupware:1"}))
+
+    def test_change_after_notify_with_known(self) -> None:
+        d = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 10})
+        self.clock.advance(0.5)
+        self.backend.revisions[("alice", "1")] = 11
+        self.hub.notify("alice", ["groupware:1"])
+        self.successResultOf(d)
+        # The device synced 11, waits again; the CLI writes 12 at once.
+        again = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 11})
+        self.backend.revisions[("alice", "1")] = 12
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(again), frozenset({"groupware:1"}))
+
+    def test_notify_before_any_poll_keeps_nothing_silent(self) -> None:
+        # A waiter registered, an in-process notify wakes it before the
+        # first poll; the next waiter (knowing 11) must still hear of 12.
+        d = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 10})
+        self.backend.revisions[("alice", "1")] = 11
+        self.hub.notify("alice", ["groupware:1"])
+        self.successResultOf(d)
+        again = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 11})
+        self.backend.revisions[("alice", "1")] = 12
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(again), frozenset({"groupware:1"}))
+
+    def test_known_raises_the_baseline(self) -> None:
+        # An earlier poll saw 10; a device then synced up to 12 and waits
+        # knowing it.  A later waiter without known measures against 12.
+        first = self.hub.wait("alice", ["groupware:1"], 0.5)
+        self.clock.advance(0.5)
+        self.successResultOf(first)
+        self.backend.revisions[("alice", "1")] = 12
+        knowing = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 12})
+        other = self.hub.wait("alice", ["groupware:1"], 60)
+        self.clock.pump([0.5] * 4)
+        self.assertNoResult(knowing)
+        self.assertNoResult(other)
+        self.backend.revisions[("alice", "1")] = 13
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(knowing), frozenset({"groupware:1"}))
+        self.assertEqual(self.successResultOf(other), frozenset({"groupware:1"}))
+
+    def test_change_during_a_poll_is_not_taken_silently(self) -> None:
+        # The first poll is under way (it read 10) when the change commits;
+        # its answer must not become the reference for a waiter that knows.
+        self.backend.pending = []
+        d = self.hub.wait("alice", ["groupware:1"], 60, known={"groupware:1": 10})
+        self.clock.advance(0.5)
+        under_way = self.backend.pending.pop()
+        self.backend.revisions[("alice", "1")] = 11
+        under_way.callback(under_way.answer)  # type: ignore[attr-defined]
+        self.assertNoResult(d)
+        self.backend.pending = None
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(d), frozenset({"groupware:1"}))
+
+    def test_known_for_other_topics_is_ignored(self) -> None:
+        d = self.hub.wait("alice", ["imap:INBOX"], 5, known={"imap:INBOX": 3})
+        self.clock.pump([0.5] * 4)
+        self.assertEqual(self.backend.calls, [])
+        self.clock.advance(5)
+        self.assertEqual(self.successResultOf(d), frozenset())
 
 
 class HubWithBackendTests(unittest.TestCase):
