@@ -211,6 +211,61 @@ class RoundTripTests(TestCase):
         self.assertEqual(self.codec.eas_class, "Contacts")
 
 
+class DateRoundTripTests(TestCase):
+    """Birthday and Anniversary from a device come back to it unchanged
+    (device -> server -> device, then an unchanged Change) at every version:
+    the exact dateTime rides in a quoted X-EAS-TIME parameter."""
+
+    codec = ContactsCodec()
+    #: (sent by the device, its date in the user's zone) -- not midnight
+    #: there, so the exact value must be kept in the vCard.
+    DATES = [("Contacts:Birthday", "2001-06-01T22:00:00.000Z", datetime.date(2001, 6, 2)),
+             ("Contacts:Anniversary", "1999-12-31T23:00:00.000Z", datetime.date(2000, 1, 1))]
+
+    def test_every_version(self) -> None:
+        for version in ("2.5", "12.0", "14.1", "16.1"):
+            ctx = CodecContext(version, default_timezone="America/New_York")
+            app = application_data(version, fields=[(t, s) for t, s, _ in self.DATES])
+            stored = self.codec.from_eas(decode(encode(app)), None, ctx).data
+            self.assertIn('X-EAS-TIME="2001-06-01T22:00:00.000Z":2001-06-02', stored)
+            self.assertIn('X-EAS-TIME="1999-12-31T23:00:00.000Z":2000-01-01', stored)
+            contact = parse_vcard(stored)
+            self.assertEqual((contact.birthday, contact.anniversary),
+                             (self.DATES[0][2], self.DATES[1][2]), version)
+            self.assertEqual(contact.extra, [], version)
+            # Written again by the server (an export, an admin edit).
+            stored = write_vcard(contact, contact.uid or "u")
+            out = flatten(self.codec.to_eas(stored, ctx))
+            for tag, sent, _ in self.DATES:
+                self.assertEqual(out[tag], sent, (version, tag))
+            # The device sends it back unchanged.
+            back = self.codec.from_eas(decode(encode(self.codec.to_eas(stored, ctx))),
+                                       stored, ctx).data
+            again = flatten(self.codec.to_eas(back, ctx))
+            for tag, sent, _ in self.DATES:
+                self.assertEqual(again[tag], sent, (version, tag))
+
+    def test_stored_in_the_unquoted_form(self) -> None:
+        """A vCard whose X-EAS-TIME is not quoted still gives the dates."""
+        stored = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u\r\nFN:x\r\nN:x;;;;\r\n"
+                  "BDAY;X-EAS-TIME=2001-06-01T22:00:00.000Z:2001-06-02\r\n"
+                  "X-ANNIVERSARY;X-EAS-TIME=1999-12-31T23:00:00.000Z:2000-01-01\r\n"
+                  "END:VCARD\r\n")
+        out = flatten(self.codec.to_eas(stored, CodecContext("14.1")))
+        for tag, sent, _ in self.DATES:
+            self.assertEqual(out[tag], sent, tag)
+
+    def test_stored_org_lines_vobject_cannot_write(self) -> None:
+        stored = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:x\r\nORG:\r\nORG:,0\r\nEND:VCARD\r\n"
+        ctx = CodecContext("14.1")
+        out = flatten(self.codec.to_eas(stored, ctx))  # readable now: kept verbatim
+        self.assertNotIn("Contacts:CompanyName", out)
+        data = self.codec.from_eas(self.codec.to_eas(stored, ctx), stored, ctx).data
+        self.assertIn("ORG:,0", data)
+        self.assertRaises(CodecError, self.codec.to_eas, "BEGIN:VCARD\r\nEND:VCALENDAR\r\n",
+                          ctx)
+
+
 class FixtureRoundTripTests(TestCase):
     """vCard exports -> device -> unchanged Change -> vCard keep everything."""
 

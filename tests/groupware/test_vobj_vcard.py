@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import TestCase
 
 from easyncd.backends.groupware.contact import Address, Contact
@@ -142,3 +144,115 @@ class WriteTests(TestCase):
     def test_garbage(self) -> None:
         self.assertRaises(VCardError, parse_vcard, "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
         self.assertRaises(VCardError, parse_vcard, "not a vcard at all")
+
+
+def _card(*lines: str) -> str:
+    return "\r\n".join(["BEGIN:VCARD", "VERSION:3.0", "FN:x", *lines, "END:VCARD", ""])
+
+
+#: A line that sends the card through vobject (the fast reader declines it).
+_SLOW = "X-UNKNOWN:kept"
+
+
+class EasTimeTests(TestCase):
+    """The exact EAS dateTime of BDAY / X-ANNIVERSARY (an X-EAS-TIME
+    parameter with ':' in it) survives a write and a read on both readers."""
+
+    contact = Contact(first_name="A", birthday=datetime.date(2001, 6, 2),
+                      birthday_eas="2001-06-01T22:00:00.000Z",
+                      anniversary=datetime.date(2010, 1, 1),
+                      anniversary_eas="2009-12-31T23:00:00.000Z")
+
+    def check(self, contact: Contact) -> None:
+        self.assertEqual(contact.birthday, datetime.date(2001, 6, 2))
+        self.assertEqual(contact.birthday_eas, "2001-06-01T22:00:00.000Z")
+        self.assertEqual(contact.anniversary, datetime.date(2010, 1, 1))
+        self.assertEqual(contact.anniversary_eas, "2009-12-31T23:00:00.000Z")
+        self.assertEqual([line for line in contact.extra if line != _SLOW], [])
+
+    def test_written_quoted(self) -> None:
+        text = write_vcard(self.contact, "u")
+        self.assertIn('\r\nBDAY;X-EAS-TIME="2001-06-01T22:00:00.000Z":2001-06-02\r\n', text)
+        self.assertIn('\r\nX-ANNIVERSARY;X-EAS-TIME="2009-12-31T23:00:00.000Z":2010-01-01\r\n',
+                      text)
+        self.check(parse_vcard(text))
+        self.check(parse_vcard(text.replace("END:VCARD", _SLOW + "\r\nEND:VCARD")))
+        self.check(parse_vcards(text + text)[1])
+
+    def test_kept_source_parameters_are_quoted_too(self) -> None:
+        text = write_vcard(parse_vcard(_card(
+            'BDAY;VALUE=date;X-A="a:b;c":2001-06-02')), "u")
+        self.assertIn('BDAY;VALUE=date;X-A="a:b;c":2001-06-02', text)
+        contact = parse_vcard(text)
+        self.assertEqual(contact.birthday, datetime.date(2001, 6, 2))
+        self.assertEqual(dict(contact.sources["birthday"].params),
+                         {"VALUE": ("date",), "X-A": ("a:b;c",)})
+
+    def test_unquoted_form_is_read(self) -> None:
+        """Text with the dateTime unquoted (not RFC 6350 / 2426: the first ':'
+        ends the parameters) is read as meant: the dateTime has a fixed
+        shape, so the reader quotes it before splitting the line."""
+        lines = ["BDAY;X-EAS-TIME=2001-06-01T22:00:00.000Z:2001-06-02",
+                 "X-ANNIVERSARY;VALUE=date;X-EAS-TIME=2009-12-31T23:00:00.000Z:20100101"]
+        self.check(parse_vcard(_card(*lines)))
+        self.check(parse_vcard(_card(*lines, _SLOW)))
+        folded = _card("BDAY;X-EAS-TIME=2001-06-01T2\r\n 2:00:00.000Z:2001-06-02", lines[1])
+        self.check(parse_vcard(folded))
+        self.check(parse_vcards(_card(*lines, _SLOW) * 2)[1])
+        # A NOTE that merely contains the text is left alone.
+        note = parse_vcard(_card("NOTE:a;X-EAS-TIME=2001-06-01T22:00:00Z:b"))
+        self.assertEqual(note.body, "a;X-EAS-TIME=2001-06-01T22:00:00Z:b")
+        # Written back, the dateTime is quoted.
+        text = write_vcard(parse_vcard(_card(*lines)), "u")
+        self.assertIn('BDAY;X-EAS-TIME="2001-06-01T22:00:00.000Z":2001-06-02', text)
+
+
+class ErrorTests(TestCase):
+    """Only VCardError ever leaves the module."""
+
+    def test_second_org_with_a_comma(self) -> None:
+        # Found by hypothesis: vobject raised NativeError writing ORG:,0 back.
+        contact = parse_vcard(_card("ORG:", "ORG:,0"))
+        self.assertEqual((contact.company_name, contact.department), ("", ""))
+        self.assertEqual(contact.extra, ["ORG:,0"])
+        self.assertEqual(parse_vcard(write_vcard(contact, "u")).company_name, ",0")
+        self.assertEqual(len(parse_vcards(_card("ORG:", "ORG:,0") * 2)), 2)
+
+    def test_unescaped_commas_in_org_are_literal(self) -> None:
+        contact = parse_vcard(_card("ORG:A,B;C,D"))
+        self.assertEqual((contact.company_name, contact.department), ("A,B", "C,D"))
+        self.assertIn("ORG:A\\,B;C\\,D", write_vcard(contact, "u"))
+
+    def test_vobject_errors(self) -> None:
+        for text in ["BEGIN:VCARD\r\nVERSION:3.0\r\nBDAY;VALUE=x\r\nEND:VCARD\r\n",
+                     "BEGIN:VCARD\r\nEND:VCALENDAR\r\n",
+                     _card("PHOTO;ENCODING=b:!!!"),
+                     _card('TEL;TYPE="unterminated:1')]:
+            try:
+                parse_vcard(text)
+            except VCardError:
+                pass
+        self.assertRaises(VCardError, write_vcard,
+                          Contact(first_name="A", birthday=datetime.date(2001, 6, 2),
+                                  birthday_eas='bad"quote'), "u")
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.tuples(
+        st.sampled_from(["ORG", "N", "ADR", "FN", "BDAY", "X-ANNIVERSARY", "CATEGORIES",
+                         "TEL", "EMAIL", "PHOTO", "NOTE", "X-CHILD", "X-OTHER", "item1.ORG"]),
+        st.text(";:,=\\\"0aZ ", max_size=8),
+        st.text(";:,\\\"0aZ-T ", max_size=10)), max_size=6))
+    def test_anything_raises_only_vcard_error(self, lines: list[tuple[str, str, str]]
+                                              ) -> None:
+        text = _card(*(name + (";" + params if params else "") + ":" + value
+                       for name, params, value in lines))
+        for read in (parse_vcard, lambda t: parse_vcards(t)[0]):
+            try:
+                contact = read(text)
+            except VCardError:
+                continue
+            try:
+                written = write_vcard(contact, "u")
+            except VCardError:
+                continue
+            parse_vcard(written)  # what we write, we read

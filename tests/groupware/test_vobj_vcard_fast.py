@@ -72,6 +72,8 @@ EDGE_CASES = [
     card("FN:x", "NOTE;ENCODING=QUOTED-PRINTABLE:a=3Db"),
     card("FN:x", "X-UNKNOWN:kept"),
     card("FN:x", "X-ANNIVERSARY;X-EAS-TIME=2001-06-01T22:00:00.000Z:2001-06-02"),
+    card("FN:x", 'BDAY;VALUE=date;X-A="a:b;c":2001-06-02'),
+    card("FN:x", 'TEL;TYPE="WORK;VOICE",CELL:1'),
     card("FN:x", "PRODID:-//x//EN", "REV:2020-01-01T00:00:00Z"),
     card("FN:x", "UID:1", "UID:2"),
     card("FN:x", "FN:y"),
@@ -114,9 +116,11 @@ class FastReaderTests(TestCase):
     def test_written_cards_take_the_fast_path(self) -> None:
         """What write_vcard stores (device adds and changes) reads back fast."""
         contact = parse_vcard(SIMPLE)
-        contact.anniversary_eas = None  # written unquoted: vobject cannot read it back
+        self.assertEqual(contact.anniversary_eas, "2001-06-01T22:00:00.000Z")
         written = write_vcard(contact, "abc-1")
+        self.assertIn('X-ANNIVERSARY;X-EAS-TIME="2001-06-01T22:00:00.000Z":2001-06-02', written)
         self.assertTrue(self.check(written), written)
+        self.assertEqual(state(parse_vcard(written)), state(contact))
 
     @settings(max_examples=300, deadline=None)
     @given(st.lists(st.tuples(

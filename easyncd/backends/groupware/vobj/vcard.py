@@ -9,9 +9,20 @@ Every property that maps to no EAS field is kept verbatim in
 ``Contact.extra`` and written back; a mapped property keeps its name, group
 and parameters (``Contact.sources``), so a vCard read and written again loses
 nothing EAS did not change.
+
+The exact EAS dateTime of a birthday or anniversary rides in an
+``X-EAS-TIME`` parameter, quoted as RFC 6350 / RFC 2426 require for a value
+with ``:`` (``BDAY;X-EAS-TIME="2001-06-01T22:00:00.000Z":2001-06-02``).  The
+unquoted form (``X-EAS-TIME=2001-06-01T22:00:00.000Z:2001-06-02``, whose
+first ``:`` ends the parameters too early) is quoted before reading, so
+such text keeps its dates too.
+
+Only :class:`VCardError` leaves this module: every vobject error (parse,
+behaviour, serialisation) is turned into one.
 """
 from __future__ import annotations
 
+import base64
 import datetime
 import io
 import re
@@ -123,9 +134,25 @@ def _split_name_part(line: str) -> int:
     return -1
 
 
+def _split_head(head: str) -> list[str]:
+    """``head`` (name and parameters) split at the ``;`` outside quotes."""
+    if '"' not in head:
+        return head.split(";")
+    parts = [""]
+    quoted = False
+    for char in head:
+        if char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            parts.append("")
+            continue
+        parts[-1] += char
+    return parts
+
+
 def _fix_params(head: str) -> str:
     """vCard 2.1 bare parameters (``TEL;WORK;VOICE``) as ``TYPE=`` ones."""
-    parts = head.split(";")
+    parts = _split_head(head)
     out = [parts[0]]
     for part in parts[1:]:
         if not part:
@@ -184,9 +211,52 @@ def _types(line: Any) -> frozenset[str]:
 
 
 def _raw(line: Any) -> str:
-    buf = io.StringIO()
-    line.serialize(buf, validate=False)
-    return buf.getvalue().replace("\r\n ", "").replace("\r\n\t", "").rstrip("\r\n")
+    """The line as vCard text (unfolded), for ``Contact.extra``."""
+    try:
+        buf = io.StringIO()
+        line.serialize(buf, validate=False)
+        return buf.getvalue().replace("\r\n ", "").replace("\r\n\t", "").rstrip("\r\n")
+    except Exception:  # vobject cannot write some values it read (ORG:,0)
+        return _raw_by_hand(line)
+
+
+def _escape(value: Any) -> str:
+    return (str(value).replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r\n", "\\n").replace("\n", "\\n"))
+
+
+def _raw_by_hand(line: Any) -> str:
+    """``line`` written without its vobject behaviour: structured values as
+    ``;``-separated fields of ``,``-separated parts (as vobject split them)."""
+    value = line.value
+    if isinstance(value, bytes):
+        text = base64.b64encode(value).decode("ascii")
+    elif isinstance(value, list):
+        text = ";".join(",".join(_escape(v) for v in part) if isinstance(part, list)
+                        else _escape(part) for part in value)
+    else:
+        text = _escape(value)
+    head = (line.group + "." if line.group else "") + line.name.upper()
+    for key, values in line.params.items():
+        head += ";" + key.upper() + "=" + ",".join(_param_text(str(v)) for v in values)
+    return head + ":" + text
+
+
+def _param_text(value: str) -> str:
+    """A parameter value as RFC 6350 / RFC 2426 want it: in double quotes
+    when it has ``:`` ``;`` or ``,`` (a ``"`` cannot be written: dropped)."""
+    value = value.replace('"', "")
+    if any(char in value for char in ":;,"):
+        return '"' + value + '"'
+    return value
+
+
+def _units(value: Any) -> list[str]:
+    """The ORG units: a part vobject split at an unescaped comma is joined
+    again (the comma was meant literally)."""
+    parts = value if isinstance(value, list) else [value]
+    return [",".join(str(v) for v in part) if isinstance(part, list) else str(part)
+            for part in parts]
 
 
 def _text(value: Any) -> str:
@@ -267,7 +337,7 @@ class _Reader:
             self.name(value)
             contact.sources["n"] = _source(line)
         elif name == "ORG" and "org" not in contact.sources:
-            units = [str(v) for v in (value if isinstance(value, list) else [value])]
+            units = _units(value)
             contact.company_name = units[0] if units else ""
             contact.department = ", ".join(u for u in units[1:] if u)
             contact.sources["org"] = _source(line)
@@ -475,7 +545,7 @@ def _fast_line(raw: str) -> _FastLine:
         colon = _split_name_part(raw)
     if colon <= 0:
         raise _NotSimple("no colon")
-    head, value = raw[:colon].split(";"), raw[colon + 1:]
+    head, value = _split_head(raw[:colon]), raw[colon + 1:]
     match = _FAST_NAME.match(head[0])
     if match is None:
         raise _NotSimple("name")
@@ -543,22 +613,57 @@ def _fast_parse(text: str) -> Contact | None:
         return None
 
 
+#: An unquoted X-EAS-TIME dateTime at the end of a property's parameters
+#: (``BDAY;X-EAS-TIME=2001-06-01T22:00:00.000Z:2001-06-02``): its ``:`` ends
+#: the parameters too early.  We always quote it; this reads such text if
+#: another program (or a hand edit) wrote it without quotes.
+_LEGACY_EAS_TIME = re.compile(
+    r'^([^:"\r\n]*;' + EAS_TIME_PARAM + r'=)'
+    r'(\d{4}-?\d{2}-?\d{2}T\d{2}:?\d{2}(?::?\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)'
+    r'(?=[;:])',
+    re.IGNORECASE | re.MULTILINE)
+_LEGACY_HINT = re.compile(";" + EAS_TIME_PARAM + r"=\d", re.IGNORECASE)
+
+
+def _repair(text: str) -> str:
+    """``text`` with unquoted X-EAS-TIME values quoted (see _LEGACY_EAS_TIME)."""
+    if _LEGACY_HINT.search(text) is None:
+        return text
+    unfolded = re.sub(r"\r?\n[ \t]", "", text.replace("\r\n", "\n"))
+    return _LEGACY_EAS_TIME.sub(r'\1"\2"', unfolded)
+
+
 def parse_vcard(text: str) -> Contact:
-    """The contact in ``text`` (the first vCard in it).  Raises VCardError."""
-    if isinstance(text, str):
-        simple = _fast_parse(text)
-        if simple is not None:
-            return simple
+    """The contact in ``text`` (the first vCard in it).  Raises VCardError
+    (never another exception) for text it cannot read."""
+    if not isinstance(text, str):
+        raise VCardError("a vCard must be text")
+    text = _repair(text)
+    simple = _fast_parse(text)
+    if simple is not None:
+        return simple
     cards = [c for c in _read_cards(text) if c.name.upper() == "VCARD"]
     if not cards:
         raise VCardError("no VCARD in the text")
-    return _Reader().read(cards[0])
+    return _read(cards[0])
 
 
 def parse_vcards(text: str) -> list[Contact]:
-    """Every contact in ``text`` (a ``.vcf`` export with many vCards)."""
-    return [_Reader().read(card) for card in _read_cards(text)
+    """Every contact in ``text`` (a ``.vcf`` export with many vCards).
+    Raises VCardError."""
+    if not isinstance(text, str):
+        raise VCardError("a vCard must be text")
+    return [_read(card) for card in _read_cards(_repair(text))
             if card.name.upper() == "VCARD"]
+
+
+def _read(card: Any) -> Contact:
+    try:
+        return _Reader().read(card)
+    except VCardError:
+        raise
+    except Exception as error:  # vobject raises many kinds of errors
+        raise VCardError(f"unreadable vCard: {error}") from error
 
 
 # ---------------------------------------------------------------- writing
@@ -658,5 +763,11 @@ class _Writer:
 
 
 def write_vcard(contact: Contact, uid: str) -> str:
-    """``contact`` as a vCard 3.0 with ``UID:uid`` (CRLF line ends)."""
-    return _Writer(contact).write(uid)
+    """``contact`` as a vCard 3.0 with ``UID:uid`` (CRLF line ends).
+    Parameter values with ``:`` ``;`` or ``,`` are quoted.  Raises VCardError."""
+    try:
+        return _Writer(contact).write(uid)
+    except VCardError:
+        raise
+    except Exception as error:  # vobject raises many kinds of errors
+        raise VCardError(f"cannot write vCard: {error}") from error
