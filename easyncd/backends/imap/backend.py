@@ -68,8 +68,11 @@ def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
 
 
 async def _select(client: EASIMAPClient, mailbox: str, *, write: bool) -> None:
-    """Select ``mailbox`` unless this session already has it (read-write when ``write``)."""
+    """Select ``mailbox`` (read-write when ``write``).  A warm session that has
+    it selected already sends NOOP instead, so that it learns of messages that
+    arrived since (servers only answer for messages the session was told of)."""
     if client.selected == mailbox and (not write or not client.selected_readonly):
+        await client.noop_poll()
         return
     await client.select_mailbox(mailbox, readonly=not write, condstore=client.condstore_enabled)
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
 from twisted.mail.imap4 import Command, IMAP4Client, IMAP4Exception
 from twisted.python.failure import Failure
@@ -236,7 +237,11 @@ class _Command(Command):  # type: ignore[misc]
             else:
                 words.append(arg)
         self.pieces.append(b" ".join(words) if words != [b""] else b"")
-        self.continuation = self._continue
+        # Twisted's Command stores a continuation closure on the instance;
+        # drop it so that the class's method answers.  (Storing the bound
+        # method instead would make every command a reference cycle that keeps
+        # its fetched literals alive until the garbage collector runs.)
+        del self.continuation
 
     def format(self, tag: bytes) -> bytes:
         """The first line (everything, with LITERAL+)."""
@@ -251,8 +256,15 @@ class _Command(Command):  # type: ignore[misc]
         self._sent = 0
         return tag + b" " + self.pieces[0] + b"{%d}" % len(self.literals[0])
 
-    def _continue(self, _text: bytes) -> None:
-        """The server asks for the next literal."""
+    #: A one-off answer to the server's "+" (AUTHENTICATE, IDLE); None: the
+    #: server asks for the next literal.
+    on_continue: Callable[[bytes], None] | None = None
+
+    def continuation(self, text: bytes) -> None:
+        """The server sent "+": answer it, or send the next literal."""
+        if self.on_continue is not None:
+            self.on_continue(text)
+            return
         index = getattr(self, "_sent", None)
         if index is None or index >= len(self.literals):
             self.client.log.warn("unexpected continuation for {command}", command=self.command)
@@ -613,6 +625,8 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
 
     def sendCommand(self, cmd: Any) -> "Deferred[Any]":
         """Send ``cmd`` now or after the one in flight (ending an IDLE first)."""
+        if self.queued is None or self.tags is None:  # the connection is gone
+            return fail(ConnectionLost("the IMAP connection is closed"))
         idle = self._idle
         if idle is not None and not idle.finished and cmd.command != b"IDLE":
             self._send_done(idle)
@@ -684,7 +698,7 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
             def answer(_challenge: bytes) -> None:
                 self.sendLine(blob)
 
-            cmd.continuation = answer
+            cmd.on_continue = answer
         return self._logged_in(self.sendCommand(cmd))
 
     def _logged_in(self, d: "Deferred[_Command]") -> "Deferred[frozenset[str]]":
@@ -1144,7 +1158,7 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
             if not state.accepted.called:
                 state.accepted.callback(None)
 
-        cmd.continuation = accepted
+        cmd.on_continue = accepted
         d = self.sendCommand(cmd)
 
         def ended(result: Any) -> None:

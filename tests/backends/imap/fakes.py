@@ -256,6 +256,10 @@ class FakeClient:
 
         return self._d(f"STATUS {mailbox}", run)
 
+    def noop_poll(self) -> Deferred[Any]:
+        """NOOP: the fake server has no unsolicited events to report."""
+        return self._d("NOOP", lambda: [])
+
     def select_mailbox(self, mailbox: str, *, readonly: bool = False, condstore: bool = False,
                        qresync: tuple[int, int, str | None] | None = None) -> Deferred[SelectResult]:
         def run() -> SelectResult:
