@@ -28,6 +28,7 @@ from easyncd.http.auth import Authenticator
 from easyncd.http.root import build_root
 from easyncd.http.site import EASSite
 from easyncd.http.trace import ProtocolTracer
+from easyncd.protocol.mailpush import MailWatchRegistry
 from easyncd.push.hub import PushHub
 from easyncd.store import open_store
 from easyncd.store.interfaces import IStateStore, StoreError
@@ -62,6 +63,7 @@ class EasyncdService(MultiService):
         self.ports: list[IListeningPort] = []
         self.hub: PushHub | None = None
         self.mail: IMAPMailBackend | None = None
+        self.mail_watches: MailWatchRegistry | None = None
         self.trimming: LoopingCall | None = None
         self.ready: Deferred[None] | None = None
 
@@ -148,7 +150,9 @@ class EasyncdService(MultiService):
         )
         log.info("mail from IMAP {host}:{port} ({tls})", host=imap.host, port=imap.port,
                  tls=imap.tls)
-        return {"mail": self.mail, "smtp": SMTPSender.from_config(self.config, self.reactor)}
+        self.mail_watches = MailWatchRegistry(self.mail, self.reactor, imap.watch_linger)
+        return {"mail": self.mail, "mailpush": self.mail_watches,
+                "smtp": SMTPSender.from_config(self.config, self.reactor)}
 
     def _start_trimming(self, groupware: SQLGroupwareBackend) -> None:
         """Trim the groupware history once a day ([groupware] history_days)."""
@@ -187,6 +191,9 @@ class EasyncdService(MultiService):
         if self.hub is not None:
             hub, self.hub = self.hub, None
             await hub.stopService()  # waiting Ping/Sync requests get their answer
+        if self.mail_watches is not None:
+            self.mail_watches.stop_all()
+            self.mail_watches = None
         if self.mail is not None:
             mail, self.mail = self.mail, None
             mail.stop()

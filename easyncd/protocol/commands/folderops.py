@@ -1,6 +1,11 @@
 """FolderCreate, FolderUpdate and FolderDelete (MS-ASCMD 2.2.1.3, 2.2.1.6, 2.2.1.4).
 
-The device changes the hierarchy itself.  Groupware collections are flat:
+The device changes the hierarchy itself.  Mail folders (backend id
+``imap:<mailbox>``) are handled by :mod:`easyncd.protocol.mailfolders`:
+Type 12 (or 1) at the top or under a mail folder is an IMAP CREATE, a rename
+or move an IMAP RENAME, a delete an IMAP DELETE; Inbox, Drafts, Deleted
+Items, Sent Items and Outbox cannot be renamed (2) or deleted (3).
+Groupware collections are flat:
 folders are created at the top (``ParentId`` 0) only, as a calendar (13),
 contacts (14), tasks (15) or notes (17) collection.  The change goes to the
 groupware backend and to the folders table.
@@ -35,6 +40,14 @@ from easyncd.protocol.commands.foldersync import (
 )
 from easyncd.protocol.context import CommandContext, CommandResponse
 from easyncd.protocol.folders import KIND_OF_USER_TYPE, SPECIAL_TYPES, TOP
+from easyncd.protocol.mailfolders import (
+    MAIL_FOLDER_TYPES,
+    MailFolderResult,
+    create_mail_folder,
+    delete_mail_folder,
+    is_mail_folder,
+    update_mail_folder,
+)
 from easyncd.store.interfaces import (
     HIERARCHY,
     Folder,
@@ -169,10 +182,26 @@ class _FolderCommand(Command):
             )
             return self.answer(FolderOpStatus.InvalidSyncKey)
         groupware = ctx.services.get("groupware")
-        if groupware is None:
+        if groupware is None and ctx.services.get("mail") is None:
             ctx.log.error("{command}: no groupware backend configured", command=self.name)
             return self.answer(FolderOpStatus.ServerError)
         return await self.perform(ctx, body, check, groupware)
+
+    async def mail_answer(self, ctx: CommandContext, check: _KeyCheck,
+                          result: MailFolderResult) -> CommandResponse:
+        """The answer to a mail folder command (see easyncd.protocol.mailfolders)."""
+        if result.status != FolderOpStatus.Success:
+            return self.answer(FolderOpStatus(result.status))
+        new_key = await self.advance(ctx, check, result.own_revision)
+        if new_key is None:
+            return self.answer(FolderOpStatus.ServerError)
+        server_id = result.folder.server_id if self.top == "FolderCreate" and result.folder else None
+        return self.answer(FolderOpStatus.Success, new_key, server_id)
+
+    def no_groupware(self, ctx: CommandContext) -> CommandResponse:
+        """Status 6 for a groupware folder command without a groupware backend."""
+        ctx.log.error("{command}: no groupware backend configured", command=self.name)
+        return self.answer(FolderOpStatus.ServerError)
 
     async def perform(self, ctx: CommandContext, body: Element, check: _KeyCheck,
                       groupware: Any) -> CommandResponse:
@@ -224,12 +253,21 @@ class FolderCreateCommand(_FolderCommand):
             if done is not None and done.folder_type == folder_type:
                 return self.answer(FolderOpStatus.Success, check.state.sync_key, done.server_id)
             return self.answer(FolderOpStatus.InvalidSyncKey)
+        mail = ctx.services.get("mail")
         if parent_id != TOP:
             parent = _find(folders, parent_id)
             if parent is None:
                 return self.answer(FolderOpStatus.NoSuchParent)
+            if mail is not None and is_mail_folder(parent) and folder_type in MAIL_FOLDER_TYPES:
+                return await self.mail_answer(
+                    ctx, check, await create_mail_folder(ctx, mail, parent, display_name))
             # Groupware collections are flat: no folder takes sub-folders.
             return self.answer(FolderOpStatus.SpecialFolder)
+        if mail is not None and folder_type in MAIL_FOLDER_TYPES:
+            return await self.mail_answer(
+                ctx, check, await create_mail_folder(ctx, mail, None, display_name))
+        if groupware is None:
+            return self.no_groupware(ctx)
         kind = KIND_OF_USER_TYPE.get(folder_type)
         if kind is None:
             ctx.log.info("FolderCreate: unsupported folder type {type} from {device_id}",
@@ -289,9 +327,20 @@ class FolderUpdateCommand(_FolderCommand):
             return self.answer(FolderOpStatus.InvalidSyncKey)
         if folder is None:
             return self.answer(FolderOpStatus.NoSuchFolder)
+        mail = ctx.services.get("mail")
+        if mail is not None and is_mail_folder(folder):
+            new_parent = None
+            if parent_id != TOP:
+                new_parent = _find(folders, parent_id)
+                if new_parent is None:
+                    return self.answer(FolderOpStatus.NoSuchParent)
+            return await self.mail_answer(
+                ctx, check, await update_mail_folder(ctx, mail, folder, new_parent, display_name))
         collection_id = _collection_id(folder)
         if folder.folder_type in SPECIAL_TYPES or collection_id is None:
             return self.answer(FolderOpStatus.Exists)  # "a special folder" shares code 2
+        if groupware is None:
+            return self.no_groupware(ctx)
         if parent_id != folder.parent_id:
             if parent_id != TOP and _find(folders, parent_id) is None:
                 return self.answer(FolderOpStatus.NoSuchParent)
@@ -344,9 +393,14 @@ class FolderDeleteCommand(_FolderCommand):
             return self.answer(FolderOpStatus.InvalidSyncKey)
         if folder is None:
             return self.answer(FolderOpStatus.NoSuchFolder)
+        mail = ctx.services.get("mail")
+        if mail is not None and is_mail_folder(folder):
+            return await self.mail_answer(ctx, check, await delete_mail_folder(ctx, mail, folder))
         collection_id = _collection_id(folder)
         if folder.folder_type in SPECIAL_TYPES or collection_id is None:
             return self.answer(FolderOpStatus.SpecialFolder)
+        if groupware is None:
+            return self.no_groupware(ctx)
         try:
             await groupware.delete_collection(user, collection_id)
         except DefaultCollection:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from easyncd.backends.interfaces import MailError
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.context import CommandContext, CommandResponse
 from easyncd.protocol.folders import (
@@ -32,6 +33,7 @@ from easyncd.protocol.folders import (
     reconcile_groupware_folders,
     visible_folders,
 )
+from easyncd.protocol.mailfolders import reconcile_mail_folders
 from easyncd.protocol.status import FolderSyncStatus
 from easyncd.protocol.synckeys import parse_sync_key
 from easyncd.store.interfaces import (
@@ -166,11 +168,20 @@ async def ensure_account(ctx: CommandContext) -> None:
 
 async def reconcile(ctx: CommandContext) -> None:
     """Bring the folders table in line with the user's synced groupware
-    collections (nothing without a groupware backend)."""
+    collections and (with a mail backend) mailboxes
+    (:func:`easyncd.protocol.mailfolders.reconcile_mail_folders`).  An IMAP
+    server that fails leaves the mail folders as they were."""
     groupware = ctx.services.get("groupware")
-    if groupware is None:
-        return
-    await reconcile_groupware_folders(ctx.store, groupware, ctx.request.account, ctx.log)
+    if groupware is not None:
+        await reconcile_groupware_folders(ctx.store, groupware, ctx.request.account, ctx.log)
+    mail = ctx.services.get("mail")
+    if mail is not None:
+        try:
+            await reconcile_mail_folders(ctx.store, mail, ctx.request.account,
+                                         ctx.password or "", ctx.log)
+        except MailError as exc:
+            ctx.log.warn("FolderSync: mail folders of {user} not refreshed: {error}",
+                         user=ctx.request.account, error=str(exc))
 
 
 class FolderSyncCommand(Command):

@@ -22,11 +22,16 @@ Topics.  Every folder's ``backend_id`` is its push topic, whatever the backend
 the user does not have gives Status 7 (hierarchy sync required), as does a
 groupware folder whose collection is gone from the backend.
 
-Pending changes.  Before waiting, :func:`pending_topics` compares each
+Pending changes.  Before waiting, :func:`check_pending` compares each
 groupware collection's current revision (``watch_revisions``) with the one the
 device's Sync state stands for (:func:`device_behind`); if any is
-behind, the answer is Status 2 at once.  The hub waiter is registered *before*
-that check, so a change committed in between still wakes the request.
+behind, the answer is Status 2 at once.  Otherwise the device is up to date
+with the revisions just read, and the hub wait is given them as ``known``:
+the hub's polling then wakes the request for any change committed after that
+read -- by this process or another (``easyncd-admin``, another node) -- within
+one poll interval, however the change and the wait interleave.  A first hub
+waiter, registered *before* the check and swapped for the one with ``known``
+after it, catches this process's notifications meanwhile at once.
 
 Waiting holds no store transaction (each store call is its own); cancelling
 the command's Deferred (the client went away) cancels the hub's wait, which
@@ -49,6 +54,8 @@ from easyncd.protocol.collections import GROUPWARE_PREFIX
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.commands.foldersync import ensure_account
 from easyncd.protocol.context import CommandContext, CommandResponse
+from easyncd.protocol.mailfolders import MAIL_PREFIX, mailbox_of
+from easyncd.protocol.mailpush import mail_pending_topics, watch_mail
 from easyncd.protocol.sync.state import CollectionState
 from easyncd.store.interfaces import Folder
 from easyncd.wbxml import Element
@@ -261,20 +268,53 @@ def device_behind(state_text: str | None, current: int) -> bool:
     return not all(rev in own for rev in range(state.rev + 1, current + 1))
 
 
-async def pending_topics(ctx: CommandContext, folders: Sequence[WatchedFolder]) -> set[str]:
-    """The topics of ``folders`` with changes the device has not synced yet.
+@dataclass(frozen=True)
+class PendingCheck:
+    """What :func:`check_pending` found: the topics with changes the device
+    has not synced, and for the other groupware topics the backend revision
+    the device is up to date with (the hub wait's ``known``)."""
+
+    pending: frozenset[str]
+    known: dict[str, int]
+
+
+async def check_pending(ctx: CommandContext, folders: Sequence[WatchedFolder]) -> PendingCheck:
+    """Which topics of ``folders`` have changes the device has not synced yet:
+    the groupware ones (:func:`check_groupware_pending`), then, if none, the
+    mail ones (``imap:`` topics, :func:`easyncd.protocol.mailpush.mail_pending_topics`:
+    the mailbox's STATUS against the point of the device's mail Sync state).
+    Raises :class:`StaleFolders` for folders whose collection or mailbox is gone.
+    """
+    check = await check_groupware_pending(ctx, folders)
+    if check.pending:
+        return check
+    gone: list[str] = []
+    mail = await mail_pending_topics(ctx, [(f.server_id, f.topic) for f in folders], gone)
+    if gone:
+        raise StaleFolders(gone)
+    if not mail:
+        return check
+    return PendingCheck(frozenset(mail), check.known)
+
+
+async def check_groupware_pending(ctx: CommandContext,
+                                  folders: Sequence[WatchedFolder]) -> PendingCheck:
+    """Which groupware topics of ``folders`` have changes the device has not synced yet.
 
     For a groupware folder: the backend's current revision
     (``watch_revisions``, one read for all) against the device's Sync state
     of that folder (sync state ``collection_id`` = the folder's server id),
-    as :func:`device_behind` judges.  Other backends' folders are never
-    pending here (the mail issue adds its own check).  Raises :class:`StaleFolders` for groupware folders
-    whose collection the backend no longer has.
+    as :func:`device_behind` judges.  A folder that is not behind (also one
+    never synced: its first Sync sends everything anyway) is up to date with
+    the revision read, which goes into ``known``.  Other backends' folders
+    are never pending here (the mail issue adds its own check).  Raises
+    :class:`StaleFolders` for groupware folders whose collection the backend
+    no longer has.
     """
     groupware_folders = [f for f in folders if f.collection_id is not None]
     groupware: Any = ctx.services.get("groupware")
     if not groupware_folders or groupware is None:
-        return set()
+        return PendingCheck(frozenset(), {})
     req = ctx.request
     ids = sorted({f.collection_id for f in groupware_folders if f.collection_id is not None})
     current: dict[str, int] = await groupware.watch_revisions(req.account, ids)
@@ -283,14 +323,24 @@ async def pending_topics(ctx: CommandContext, folders: Sequence[WatchedFolder]) 
         raise StaleFolders(stale)
     store: Any = ctx.store
     pending: set[str] = set()
+    known: dict[str, int] = {}
     for folder in groupware_folders:
         if folder.topic in pending:
             continue
+        revision = int(current[folder.collection_id or ""])
         state = await store.get_sync_state(req.device_id, req.account, folder.server_id)
-        if device_behind(state.state if state is not None else None,
-                         current[folder.collection_id or ""]):
+        if device_behind(state.state if state is not None else None, revision):
             pending.add(folder.topic)
-    return pending
+            known.pop(folder.topic, None)
+        else:
+            known[folder.topic] = revision
+    return PendingCheck(frozenset(pending), known)
+
+
+async def pending_topics(ctx: CommandContext, folders: Sequence[WatchedFolder]) -> set[str]:
+    """The topics of ``folders`` with changes the device has not synced yet
+    (:func:`check_pending` without the revisions)."""
+    return set((await check_pending(ctx, folders)).pending)
 
 
 # -- the command ----------------------------------------------------------------------
@@ -341,27 +391,49 @@ class PingCommand(Command):
             ctx.log.error("Ping: no push hub configured")
             return _answer(PingStatus.ServerError)
         topics = frozenset(f.topic for f in watched)
-        # Register first, then look for pending changes: a change committed
-        # between the two still wakes us.
-        waiting: Deferred[frozenset[str]] = push.wait(req.account, topics, heartbeat)
+        clock: Any = ctx.clock
+        started = clock.seconds()
+        # Register first, then look for pending changes: a notification of
+        # this process committed in between still wakes us at once.
+        early: Deferred[frozenset[str]] = push.wait(req.account, topics, heartbeat)
+        fired: list[frozenset[str]] = []
+
+        def record(changed: frozenset[str]) -> frozenset[str]:
+            fired.append(changed)
+            return changed
+
+        early.addCallback(record)
         try:
-            pending = await pending_topics(ctx, watched)
+            # Mail: the user's IMAP watch (IDLE) notifies the hub from now on.
+            mailboxes = [mailbox_of(f.topic) or "" for f in watched
+                         if f.topic.startswith(MAIL_PREFIX)]
+            if mailboxes:
+                await watch_mail(ctx, mailboxes, hold=heartbeat)
+            check = await check_pending(ctx, watched)
         except StaleFolders as exc:
-            _discard(waiting)
+            _discard(early)
             ctx.log.info("Ping: collections gone for folders {folders} of {user}",
                          folders=list(exc.server_ids), user=req.account)
             return _answer(PingStatus.HierarchySyncRequired)
         except BaseException:
-            _discard(waiting)
+            _discard(early)
             raise
-        if pending:
-            _discard(waiting)
-            return _answer(PingStatus.Changes, changed=_changed_ids(watched, pending))
-
-        ctx.log.debug("Ping: {device_id} of {user} waits {heartbeat}s on {count} folders",
-                      device_id=req.device_id, user=req.account, heartbeat=heartbeat,
-                      count=len(watched))
-        changed_topics = await waiting
+        if check.pending:
+            _discard(early)
+            return _answer(PingStatus.Changes, changed=_changed_ids(watched, check.pending))
+        if fired:
+            changed_topics = fired[0]
+        else:
+            # Swap for a waiter that knows what the device has: the hub's
+            # polling then reports any change after the check, whenever it
+            # landed (this process's or another's).
+            _discard(early)
+            remaining = max(0.0, heartbeat - (clock.seconds() - started))
+            ctx.log.debug("Ping: {device_id} of {user} waits {heartbeat}s on {count} folders",
+                          device_id=req.device_id, user=req.account, heartbeat=heartbeat,
+                          count=len(watched))
+            changed_topics = await push.wait(req.account, topics, remaining,
+                                             known=check.known)
         changed = _changed_ids(watched, changed_topics)
         if not changed:
             return _answer(PingStatus.Expired)
