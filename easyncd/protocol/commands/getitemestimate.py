@@ -16,6 +16,7 @@ from easyncd.protocol.commands.base import Command
 from easyncd.protocol.synckeys import parse_sync_key
 from easyncd.protocol.commands.sync import default_codecs
 from easyncd.protocol.context import CommandContext, CommandResponse
+from easyncd.protocol.mailsync import estimate_mail_collection
 from easyncd.protocol.status import HTTP_BAD_REQUEST, CommonStatus
 from easyncd.protocol.sync.constants import AIRSYNC
 from easyncd.protocol.sync.engine import CollectionSync, SyncEnv
@@ -79,7 +80,10 @@ class GetItemEstimateCommand(Command):
         env = SyncEnv(ctx=ctx, backend=backend, codecs=codecs, now=float(clock.seconds()))
         root = Element(NS + "GetItemEstimate")
         for creq, eas_class in requested:
-            if backend is None:
+            mail = await estimate_mail_collection(ctx, creq, env.now)
+            if mail is not None:
+                status, estimate = mail
+            elif backend is None:
                 status, estimate = STATUS_INVALID_COLLECTION, 0
             else:
                 status, estimate = await CollectionSync(env, creq).estimate()

@@ -7,7 +7,10 @@ from the device account's cached request when it is empty or partial
 WindowSize.  When nothing is to be sent and the device asked for Wait or
 HeartbeatInterval, the request waits on the push hub -- holding no store
 transaction -- and then syncs again; after the wait with nothing new it gets
-the empty response (HTTP 200, no body).
+the empty response (HTTP 200, no body).  The wait is given, per collection,
+the backend revision the sync just found the device up to date with
+(``known``), so a change committed right after that look -- by another
+device, the CLI or another node -- still wakes it at the hub's next poll.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from easyncd.protocol.codecs.base import ItemCodec
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.commands.foldersync import ensure_account
 from easyncd.protocol.context import CommandContext, CommandResponse
+from easyncd.protocol.mailsync import prepare_mail_wait, sync_mail_collection
 from easyncd.protocol.sync.constants import (
     DEFAULT_WINDOW_SIZE,
     MAX_COLLECTIONS,
@@ -116,6 +120,7 @@ class SyncCommand(Command):
         wait = request.wait_seconds
         hub = ctx.services.get("push")
         deadline = clock.seconds() + wait if wait else None
+        mail_rechecked = False
         while True:
             env = SyncEnv(ctx=ctx, backend=backend, codecs=codecs, now=float(clock.seconds()))
             results = await self._sync_all(env, request)
@@ -127,7 +132,15 @@ class SyncCommand(Command):
             topics = sorted({r.topic for r in results if r.topic})
             if remaining <= 0 or not topics:
                 return CommandResponse(status=str(int(SyncStatus.Success)))
-            changed = await hub.wait(ctx.request.account, topics, remaining)
+            # What the device has: a change committed after this sync looked
+            # (even before the wait below registers) is above it and wakes
+            # the wait at the hub's next poll.
+            known = _known_revisions(results)
+            # Mail folders: IMAP watch first; mail that came before it: no wait.
+            early = await prepare_mail_wait(ctx, results, remaining, recheck=not mail_rechecked)
+            mail_rechecked = True
+            changed = frozenset(topics) if early else await hub.wait(
+                ctx.request.account, topics, remaining, known=known)
             if not changed:
                 return CommandResponse(status=str(int(SyncStatus.Success)))
             # Nothing of the device's commands had an effect: do not run them twice.
@@ -153,7 +166,9 @@ class SyncCommand(Command):
             window = min(window, MAX_WINDOW_SIZE)
             if overall is not None:
                 window = min(window, overall)
-            result = await CollectionSync(env, creq).run(window)
+            result = await sync_mail_collection(env.ctx, creq, window, env.now)
+            if result is None:
+                result = await CollectionSync(env, creq).run(window)
             if overall is not None:
                 overall = max(0, overall - len(result.commands))
             results.append(result)
@@ -199,6 +214,18 @@ class SyncCommand(Command):
             await store.advance_sync_state(req.device_id, req.account, REQUEST_CACHE_ID,
                                            None, 1, json.dumps(wanted, separators=(",", ":")))
         return request
+
+
+def _known_revisions(results: list[CollectionResult]) -> dict[str, int]:
+    """topic -> the lowest revision the device is up to date with, over the
+    results of one pass that had nothing to report."""
+    known: dict[str, int] = {}
+    for result in results:
+        if result.topic and result.revision is not None:
+            previous = known.get(result.topic)
+            known[result.topic] = (result.revision if previous is None
+                                   else min(previous, result.revision))
+    return known
 
 
 def _wait_limit(request: SyncRequest) -> int | None:

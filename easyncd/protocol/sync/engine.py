@@ -45,6 +45,7 @@ from easyncd.protocol.sync.state import (
     OP_SOFT_DELETE,
     CollectionState,
     Op,
+    Pending,
 )
 from easyncd.protocol.versions import at_least
 from easyncd.store.interfaces import SyncState, SyncStateConflict
@@ -116,6 +117,9 @@ class CollectionResult:
     #: Whether the device must hear of it (otherwise the request may wait).
     reportable: bool = True
     topic: str | None = None
+    #: For a result with nothing to report: the backend revision the device
+    #: is up to date with (what a push wait passes as ``known``), if known.
+    revision: int | None = None
 
 
 @dataclass
@@ -226,7 +230,7 @@ class CollectionSync:
         options = creq.options or SyncOptions()
         state = CollectionState(
             rev=int(rev),
-            pending=tuple((OP_ADD, str(i)) for i in ids),
+            pending=Pending.from_ops((OP_ADD, str(i)) for i in ids),
             held=frozenset() if _tracks_held(options) else None,
             supported=creq.supported,
             options=options,
@@ -266,7 +270,7 @@ class CollectionSync:
         held = self._held(state, applied)
         commands: list[OutgoingCommand] = []
         sent: list[Op] = []
-        remaining: list[Op] = list(state.pending)
+        remaining: Pending = state.pending
         new_rev = state.rev
         if creq.wants_changes():
             changes = await env.backend.changes_since(env.user, resolved.collection_id, state.rev)
@@ -277,16 +281,18 @@ class CollectionSync:
             commands = [c for c, _ in emitted]
             sent = [op for _, op in emitted]
             # Everything the device wrote is at or below ``until`` now.
-            if own:  # (no set of a long remainder when there is nothing to drop)
-                still = {i for _, i in remaining}
-                own = {i: r for i, r in own.items() if i in still}
+            if own:
+                own = {i: r for i, r in own.items() if remaining.has_id(i)}
         more = bool(remaining) and creq.wants_changes()
         if not (commands or applied.wrote or applied.responses):
+            # Nothing to tell: every change up to new_rev was looked at and
+            # none is for the device (its own, or held back by the filter).
             return CollectionResult(creq.collection_id, SyncStatus.Success, str(key),
-                                    creq.eas_class, more_available=more, reportable=more)
+                                    creq.eas_class, more_available=more, reportable=more,
+                                    revision=new_rev if creq.wants_changes() else None)
         new_state = CollectionState(
             rev=new_rev,
-            pending=tuple(remaining),
+            pending=remaining,
             sent=tuple(sent),
             adds=applied.adds,
             own=own,
@@ -341,7 +347,7 @@ class CollectionSync:
         cctx = env.codec_context(options, state.supported)
         folder_id = resolved.folder.server_id
         cid = resolved.collection_id
-        pending_changes = {i for op, i in state.pending if op == OP_CHANGE}
+        pending_changes = state.pending.ids(OP_CHANGE)
         for command in creq.commands:
             if isinstance(command, ClientAdd):
                 await self._add(command, dedupe, cctx, applied)

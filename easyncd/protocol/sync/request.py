@@ -34,6 +34,10 @@ class SyncOptions:
     conflict: int = CONFLICT_SERVER_WINS
     mime_support: int = 0
     max_items: int | None = None
+    #: Email only: 2.5 MIMETruncation code (0-8; None: whole MIME) and the
+    #: 14.1+ BodyPartPreference list.
+    mime_truncation: int | None = None
+    body_part_preferences: tuple[BodyPreference, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (for the sync state)."""
@@ -45,6 +49,9 @@ class SyncOptions:
             "conflict": self.conflict,
             "mime": self.mime_support,
             "max_items": self.max_items,
+            "mime_trunc": self.mime_truncation,
+            "body_part": [[p.body_type, p.truncation_size, p.all_or_none, p.preview]
+                          for p in self.body_part_preferences],
         }
 
     @classmethod
@@ -59,6 +66,11 @@ class SyncOptions:
             conflict=int(data.get("conflict", CONFLICT_SERVER_WINS)),
             mime_support=int(data.get("mime", 0)),
             max_items=data.get("max_items"),
+            mime_truncation=data.get("mime_trunc"),
+            body_part_preferences=tuple(
+                BodyPreference(int(b[0]), b[1], bool(b[2]), b[3])
+                for b in data.get("body_part", ())
+            ),
         )
 
 
@@ -117,6 +129,8 @@ class CollectionRequest:
     options: SyncOptions | None = None
     supported: frozenset[str] | None = None
     commands: tuple[ClientCommand, ...] = ()
+    #: DeletesAsMoves (email): None when not sent (the default, true, applies).
+    deletes_as_moves: bool | None = None
 
     def effective_window(self) -> int:
         """The WindowSize to use for this collection."""
@@ -248,17 +262,23 @@ def parse_options(options: list[Element], version: str, eas_class: str | None) -
     if code is not None:
         truncation = TRUNCATION_SIZES.get(code)
     preferences: list[BodyPreference] = []
+    part_preferences: list[BodyPreference] = []
     if at_least(version, "12.0"):
-        for pref in chosen.findall(AIRSYNCBASE + "BodyPreference"):
-            body_type = _int(pref.findtext(AIRSYNCBASE + "Type"), "BodyPreference Type")
-            if body_type is None:
-                raise SyncProtocolError("BodyPreference without Type")
-            preferences.append(BodyPreference(
-                body_type=body_type,
-                truncation_size=_int(pref.findtext(AIRSYNCBASE + "TruncationSize"), "TruncationSize"),
-                all_or_none=bool(_flag(pref.find(AIRSYNCBASE + "AllOrNone"))),
-                preview=_int(pref.findtext(AIRSYNCBASE + "Preview"), "Preview"),
-            ))
+        for tag, found in (("BodyPreference", preferences),
+                           ("BodyPartPreference", part_preferences)):
+            if tag == "BodyPartPreference" and not at_least(version, "14.1"):
+                continue
+            for pref in chosen.findall(AIRSYNCBASE + tag):
+                body_type = _int(pref.findtext(AIRSYNCBASE + "Type"), f"{tag} Type")
+                if body_type is None:
+                    raise SyncProtocolError(f"{tag} without Type")
+                found.append(BodyPreference(
+                    body_type=body_type,
+                    truncation_size=_int(pref.findtext(AIRSYNCBASE + "TruncationSize"),
+                                         "TruncationSize"),
+                    all_or_none=bool(_flag(pref.find(AIRSYNCBASE + "AllOrNone"))),
+                    preview=_int(pref.findtext(AIRSYNCBASE + "Preview"), "Preview"),
+                ))
     return SyncOptions(
         filter_type=filter_type,
         body_preferences=tuple(preferences),
@@ -266,6 +286,8 @@ def parse_options(options: list[Element], version: str, eas_class: str | None) -
         conflict=conflict,
         mime_support=_int(chosen.findtext(AIRSYNC + "MIMESupport"), "MIMESupport") or 0,
         max_items=_int(chosen.findtext(AIRSYNC + "MaxItems"), "MaxItems"),
+        mime_truncation=_int(chosen.findtext(AIRSYNC + "MIMETruncation"), "MIMETruncation"),
+        body_part_preferences=tuple(part_preferences),
     )
 
 
@@ -336,6 +358,7 @@ def parse_collection(element: Element, version: str) -> CollectionRequest:
         options=parse_options(element.findall(AIRSYNC + "Options"), version, eas_class),
         supported=supported,
         commands=parse_commands(element.find(AIRSYNC + "Commands"), version),
+        deletes_as_moves=_flag(element.find(AIRSYNC + "DeletesAsMoves")),
     )
 
 
