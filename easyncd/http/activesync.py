@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
 from easyncd.config import Config
 from easyncd.http.auth import Authenticator, AuthUnavailable, Unauthorized, parse_basic
@@ -72,6 +75,9 @@ class _Outcome:
     device_id: str = "-"
     version: str = "-"
     traced: bool = False
+    #: A streamed body (see CommandResponse.stream) and its length.
+    stream: Callable[[Callable[[bytes], Any]], Any] | None = None
+    stream_length: int | None = None
 
 
 class ActiveSyncResource(Resource):
@@ -132,6 +138,11 @@ class ActiveSyncResource(Resource):
                 request.setHeader(name, value)
             if outcome.content_type:
                 request.setHeader("Content-Type", outcome.content_type)
+            if outcome.stream is not None and request.method != b"HEAD":
+                if outcome.stream_length is not None:
+                    request.setHeader("Content-Length", str(outcome.stream_length))
+                _write_stream(request, outcome.stream)
+                return
             request.setHeader("Content-Length", str(len(outcome.body)))
             if outcome.code == 413:
                 request.setHeader("Connection", "close")
@@ -295,6 +306,11 @@ class ActiveSyncResource(Resource):
     def _render(self, response: CommandResponse) -> _Outcome:
         headers = {"MS-Server-ActiveSync": SERVER_VERSION, "Cache-Control": "private"}
         headers.update(response.headers)
+        if response.stream is not None:
+            content_type = headers.pop("Content-Type", "application/octet-stream")
+            return _Outcome(code=response.http_status, content_type=content_type,
+                            headers=headers, status=response.status,
+                            stream=response.stream, stream_length=response.stream_length)
         if response.raw_body is not None:
             content_type = headers.pop("Content-Type", "application/octet-stream")
             return _Outcome(code=response.http_status, body=response.raw_body,
@@ -303,6 +319,74 @@ class ActiveSyncResource(Resource):
             return _Outcome(code=response.http_status, body=encode(response.body),
                             content_type=WBXML_TYPE, headers=headers, status=response.status)
         return _Outcome(code=response.http_status, headers=headers, status=response.status)
+
+
+@implementer(IPushProducer)
+class _StreamProducer:
+    """Backpressure for a streamed body: ``write`` waits while the transport's
+    buffer is full, and fails once the client has gone."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.stopped = False
+        self._waiting: list[Deferred[None]] = []
+
+    def pauseProducing(self) -> None:  # noqa: N802 - IPushProducer
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802 - IPushProducer
+        self.paused = False
+        waiting, self._waiting = self._waiting, []
+        for deferred in waiting:
+            deferred.callback(None)
+
+    def stopProducing(self) -> None:  # noqa: N802 - IPushProducer
+        self.stopped = True
+        waiting, self._waiting = self._waiting, []
+        for deferred in waiting:
+            deferred.errback(ConnectionDone("the client went away"))
+
+    def wait(self) -> Deferred[None] | None:
+        """A Deferred that fires when writing may go on (None: at once)."""
+        if not self.paused:
+            return None
+        deferred: Deferred[None] = Deferred()
+        self._waiting.append(deferred)
+        return deferred
+
+
+def _write_stream(request: Request, stream: Callable[[Callable[[bytes], Any]], Any]) -> None:
+    """Run a streamed body into ``request``, never holding more than the
+    producer's chunk plus the transport buffer; a failure after the headers
+    aborts the connection (the client sees a short body)."""
+    producer = _StreamProducer()
+    request.registerProducer(producer, True)
+    request.notifyFinish().addErrback(lambda _: producer.stopProducing())
+
+    def write(data: bytes) -> Deferred[None] | None:
+        if producer.stopped:
+            raise ConnectionDone("the client went away")
+        if data:
+            request.write(data)
+        return producer.wait()
+
+    def done(_: object) -> None:
+        request.unregisterProducer()
+        if not producer.stopped:
+            request.finish()
+
+    def failed(failure: Failure) -> None:
+        request.unregisterProducer()
+        if producer.stopped:
+            return
+        log.failure("streaming the response failed: {uri}", failure, uri=_path_only(request))
+        transport = getattr(request.channel, "transport", None)
+        if transport is not None and hasattr(transport, "abortConnection"):
+            transport.abortConnection()
+        elif transport is not None:
+            transport.loseConnection()
+
+    maybeDeferred(stream, write).addCallbacks(done, failed)
 
 
 def _plain(code: int, reason: str, **fields: Any) -> _Outcome:

@@ -8,7 +8,7 @@ a clock, and answers with a :class:`CommandResponse`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -77,3 +77,10 @@ class CommandResponse:
     raw_body: bytes | None = None
     #: Status reported in the access log (the command's top Status, if any).
     status: str | None = None
+    #: A body too large to hold in memory (attachments): called once with a
+    #: ``write(bytes)`` that may return a Deferred (wait for it: the client
+    #: is slow); the returned Deferred fires when everything was written.
+    #: Wins over ``raw_body`` and ``body``.  ``stream_length`` is the exact
+    #: octet count (Content-Length), None for chunked transfer encoding.
+    stream: Callable[[Callable[[bytes], Any]], Any] | None = None
+    stream_length: int | None = None

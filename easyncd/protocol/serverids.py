@@ -29,4 +29,19 @@ def item_id_in(folder_server_id: str, server_id: str) -> str | None:
     return parts[1]
 
 
-__all__ = ["item_id_in", "item_server_id", "split_server_id"]
+def long_id(folder_server_id: str, item_id: str) -> str:
+    """The Search LongId of an item (MS-ASCMD 2.2.3.97): ``"<folder server
+    id>:<item id>"``, the item's ServerId (mail: the IMAP UID).  At most 256
+    characters; ItemOperations and SmartReply/SmartForward read it back with
+    :func:`split_long_id`."""
+    return item_server_id(folder_server_id, item_id)
+
+
+def split_long_id(value: str) -> tuple[str, str] | None:
+    """(folder server id, item id) of a LongId, None when it is not one."""
+    if len(value) > 256:
+        return None
+    return split_server_id(value)
+
+
+__all__ = ["item_id_in", "item_server_id", "long_id", "split_long_id", "split_server_id"]

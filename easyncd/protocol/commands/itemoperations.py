@@ -21,6 +21,7 @@ from enum import IntEnum
 from typing import Any
 
 from easyncd.backends.interfaces import EAS_CLASS, NoSuchCollection
+from easyncd.protocol import mailitems
 from easyncd.protocol.codecs.base import BodyPreference, CodecContext, CodecError, ItemCodec
 from easyncd.protocol.collections import (
     GROUPWARE_PREFIX,
@@ -106,9 +107,11 @@ class ItemOperationsCommand(Command):
         root = Element(NS + "ItemOperations")
         root.add(NS + "Status", str(int(ItemOperationsStatus.Success)))
         response = root.add(NS + "Response")
+        # Mail attachments are streamed after the WBXML (mail: see mailitems).
+        parts = mailitems.ResponseParts(multipart=ctx.request.accept_multipart)
         for operation in operations:
             if operation.tag == NS + "Fetch":
-                response.append(await self._fetch(ctx, operation))
+                response.append(await self._fetch(ctx, operation, parts))
             elif operation.tag == NS + "EmptyFolderContents":
                 response.append(await self._empty(ctx, operation))
             elif operation.tag == NS + "Move" and at_least(version, MOVE_FROM):
@@ -116,6 +119,8 @@ class ItemOperationsCommand(Command):
             else:
                 return _top_only(ItemOperationsStatus.ProtocolError)
         status = str(int(ItemOperationsStatus.Success))
+        if parts.sources:
+            return mailitems.streamed_response(ctx, root, parts, status)
         if ctx.request.accept_multipart:
             # Groupware fetches carry no binary parts: the WBXML is the only part.
             return CommandResponse(body=root, raw_body=multipart([encode(root)]),
@@ -124,7 +129,8 @@ class ItemOperationsCommand(Command):
 
     # -- Fetch ------------------------------------------------------------------------
 
-    async def _fetch(self, ctx: CommandContext, fetch: Element) -> Element:
+    async def _fetch(self, ctx: CommandContext, fetch: Element,
+                     streams: mailitems.ResponseParts) -> Element:
         store_name = (fetch.findtext(NS + "Store") or "").strip()
         collection_id = fetch.findtext(AIRSYNC + "CollectionId")
         server_id = fetch.findtext(AIRSYNC + "ServerId")
@@ -138,6 +144,9 @@ class ItemOperationsCommand(Command):
             if fetch.find("DocumentLibrary:LinkId") is not None:
                 answer.add("DocumentLibrary:LinkId", fetch.findtext("DocumentLibrary:LinkId"))
             return status(ItemOperationsStatus.StoreNotSupported)
+        mail_answer = await mailitems.fetch(ctx, fetch, streams)
+        if mail_answer is not None:
+            return mail_answer
         if fetch.find(BASE + "FileReference") is not None:
             answer.add(BASE + "FileReference", fetch.findtext(BASE + "FileReference"))
             return status(ItemOperationsStatus.InvalidAttachment)
@@ -196,6 +205,9 @@ class ItemOperationsCommand(Command):
     # -- EmptyFolderContents -------------------------------------------------------------
 
     async def _empty(self, ctx: CommandContext, operation: Element) -> Element:
+        mail_answer = await mailitems.empty_folder(ctx, operation)
+        if mail_answer is not None:
+            return mail_answer
         collection_id = operation.findtext(AIRSYNC + "CollectionId") or ""
         answer = Element(NS + "EmptyFolderContents")
         code = ItemOperationsStatus.Success
@@ -244,6 +256,9 @@ class ItemOperationsCommand(Command):
         conversation = operation.find(NS + "ConversationId")
         destination = operation.findtext(NS + "DstFldId")
         answer = Element(NS + "Move")
+        mail_answer = await mailitems.move_conversation(ctx, operation)
+        if mail_answer is not None:
+            return mail_answer
         if conversation is None or not conversation.text or not destination:
             code = ItemOperationsStatus.ProtocolError
         else:

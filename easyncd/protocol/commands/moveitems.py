@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import Any
 
 from easyncd.backends.interfaces import NoSuchCollection, NoSuchItem
+from easyncd.protocol import mailitems
 from easyncd.protocol.collections import resolve_collection
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.context import CommandContext, CommandResponse
@@ -74,6 +75,10 @@ class MoveItemsCommand(Command):
 
     async def _move(self, ctx: CommandContext, source: str, source_folder: str,
                     destination_folder: str) -> tuple[MoveStatus, str | None]:
+        mail = await mailitems.move_item(ctx, source, source_folder, destination_folder)
+        if mail is not None:
+            # A mail folder (mailitems: IMAP MOVE, the new UID, Sync states marked).
+            return MoveStatus(int(mail[0])), mail[1]
         parts = split_server_id(source)
         if parts is None or parts[0] != source_folder:
             return MoveStatus.InvalidSource, None
