@@ -29,6 +29,7 @@ from easyncd.protocol.versions import (
     COMMAND_VERSIONS,
     TOP_ELEMENTS,
     UnsupportedVersion,
+    at_least,
     command_in_version,
     negotiate,
     status_in_body,
@@ -154,8 +155,12 @@ async def _dispatch(ctx: CommandContext, body: bytes) -> CommandResponse:
             )
             return refusal(command, version, problem)
 
+    # Commands whose body is not WBXML before some version (2.5/12.x SendMail,
+    # SmartReply, SmartForward carry raw MIME) get it undecoded in run_raw.
+    raw_before = cls.raw_body_before
+    raw_body = bool(body) and raw_before is not None and not at_least(version, raw_before)
     element: Element | None = None
-    if body:
+    if body and not raw_body:
         try:
             element = decode(body)
         except WBXMLError as exc:
@@ -164,10 +169,13 @@ async def _dispatch(ctx: CommandContext, body: bytes) -> CommandResponse:
                 command=command, device_id=req.device_id, error=str(exc),
             )
             return refusal(command, version, CommonStatus.InvalidWBXML)
-    elif cls.needs_body:
+    elif not body and cls.needs_body:
         return refusal(command, version, CommonStatus.InvalidContent)
 
-    response = await cls().run(ctx, element)
+    if raw_body:
+        response = await cls().run_raw(ctx, body)
+    else:
+        response = await cls().run(ctx, element)
     if response.status is None:
         response.status = _status_of(command, response)
     if response.http_status == 200:

@@ -20,7 +20,14 @@ class Command(ABC):
     needs_provisioning: ClassVar[bool] = True
     #: Whether a request body is required (WBXML).
     needs_body: ClassVar[bool] = True
+    #: Versions older than this send a body that is not WBXML (2.5/12.x
+    #: SendMail & co. send raw MIME): the dispatcher hands it to :meth:`run_raw`.
+    raw_body_before: ClassVar[str | None] = None
 
     @abstractmethod
     async def run(self, ctx: CommandContext, body: Element | None) -> CommandResponse:
         """Carry the command out and build its answer."""
+
+    async def run_raw(self, ctx: CommandContext, body: bytes) -> CommandResponse:
+        """Carry out a request whose body is not WBXML (see :attr:`raw_body_before`)."""
+        raise TypeError(f"{self.name} takes no raw body")
