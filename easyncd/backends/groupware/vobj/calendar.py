@@ -56,7 +56,7 @@ from easyncd.backends.groupware.zones import (
     zone_name,
 )
 
-__all__ = ["ICalendarError", "parse_ics", "write_ics"]
+__all__ = ["ICalendarError", "parse_ics", "parse_itip", "write_ics"]
 
 PRODID = "-//easyncd//easyncd calendar//EN"
 _UTC = ZoneInfo("UTC")
@@ -401,6 +401,24 @@ def parse_ics(text: str) -> Event:
     return event
 
 
+def parse_itip(text: str) -> tuple[str | None, Event, Property | None]:
+    """An iTIP message (RFC 5546): its METHOD (upper case, None when absent),
+    the event (as :func:`parse_ics`) and, when the message is about one
+    occurrence only (no master VEVENT), that occurrence's RECURRENCE-ID as a
+    raw property.  ICalendarError when there is no VEVENT."""
+    event = parse_ics(text)
+    cal = vobject.readOne(text, transform=False)
+    method = _text(cal, "METHOD")
+    vevents = _lines(cal, "VEVENT")
+    recurrence_id = None
+    line = _first(vevents[0], "RECURRENCE-ID") if vevents else None
+    if line is not None and all(_first(v, "RECURRENCE-ID") is not None for v in vevents):
+        recurrence_id = Property("RECURRENCE-ID", str(line.value).strip(),
+                                 {k: list(v) for k, v in line.params.items()})
+    return (method.strip().upper() if method and method.strip() else None), event, \
+        recurrence_id
+
+
 def _sort_key(value: DateOrTime) -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -564,11 +582,15 @@ def _add_extra(comp: Any, extra: Iterable[Property]) -> None:
         _add(comp, prop.name, prop.value, prop.params)
 
 
-def write_ics(event: Event) -> str:
+def write_ics(event: Event, method: str | None = None) -> str:
     """The iCalendar text of ``event``: VTIMEZONEs, the master VEVENT (with
-    EXDATEs) and one VEVENT per moved occurrence."""
+    EXDATEs) and one VEVENT per moved occurrence.  ``method`` (an iTIP
+    METHOD such as ``"REPLY"``) is written for messages, never for stored
+    objects."""
     cal = vobject.iCalendar()
     _add(cal, "PRODID", PRODID)
+    if method:
+        _add(cal, "METHOD", method.upper())
     year = (event.start.year if event.start is not None else datetime.now(_UTC).year)
     for tz in _zones_used(event):
         _add_vtimezone(cal, tz, year)
