@@ -76,7 +76,7 @@ class DaemonTests(TestCase):
         for command in ("Provision", "FolderSync", "Settings"):
             self.assertIn(command, commands)
         self.assertIn("Sync", commands)
-        self.assertNotIn("SendMail", commands)  # not implemented yet: not advertised
+        self.assertNotIn("ValidateCert", commands)  # not implemented yet: not advertised
 
     def test_path_is_case_insensitive(self) -> None:
         """Devices spell the path in several ways."""
@@ -204,15 +204,12 @@ class DaemonTests(TestCase):
         unsupported = self.daemon.post("FolderSync", good, device_id="badinput", policy_key=key,
                                        version="9.9")
         self.assertEqual(unsupported.status_code, 400)
-        mail = Element("ComposeMail:SendMail")
-        mail.add("ComposeMail:ClientId", "1")
-        mail.add("ComposeMail:Mime", b"Subject: x\r\n\r\nx")
-        not_yet = wbxml_of(self.daemon.post("SendMail", mail, device_id="badinput",
+        check = Element("ValidateCert:ValidateCert")
+        check.add("ValidateCert:Certificates").add("ValidateCert:Certificate", b"\x30\x00")
+        not_yet = wbxml_of(self.daemon.post("ValidateCert", check, device_id="badinput",
                                             policy_key=key))
-        self.assertEqual(not_yet.findtext("ComposeMail:Status"), "137")  # not implemented (yet)
-        old_client = self.daemon.post("SendMail", b"Subject: x\r\n\r\nx",
-                                      content_type="message/rfc822", device_id="badinput",
-                                      version="12.1")
+        self.assertEqual(not_yet.findtext("ValidateCert:Status"), "137")  # not implemented (yet)
+        old_client = self.daemon.post("ValidateCert", check, device_id="badinput", version="12.1")
         self.assertEqual(old_client.status_code, 501)
         self.assertEqual(self.daemon.devices(), before)
         # and the device still works afterwards

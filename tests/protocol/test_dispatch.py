@@ -66,11 +66,11 @@ class VersionAndCommandTests(DispatchTestCase):
             self.assertEqual(response.http_status, 501)
 
     def test_unimplemented_command(self) -> None:
-        self.assertNotIn("MeetingResponse", COMMANDS)
-        response = self.run_command("MeetingResponse", "14.1", body=b"")
-        self.assertEqual(self.top_status(response, "MeetingResponse:Status"), "137")
-        self.assertEqual(response.body.tag, "MeetingResponse:MeetingResponse")  # type: ignore[union-attr]
-        self.assertEqual(self.run_command("MeetingResponse", "12.1").http_status, 501)
+        self.assertNotIn("ValidateCert", COMMANDS)
+        response = self.run_command("ValidateCert", "14.1", body=b"")
+        self.assertEqual(self.top_status(response, "ValidateCert:Status"), "137")
+        self.assertEqual(response.body.tag, "ValidateCert:ValidateCert")  # type: ignore[union-attr]
+        self.assertEqual(self.run_command("ValidateCert", "12.1").http_status, 501)
 
     def test_command_not_in_version(self) -> None:
         response = self.run_command("Find", "16.0", body=b"")
@@ -80,8 +80,11 @@ class VersionAndCommandTests(DispatchTestCase):
 
     def test_implemented_commands(self) -> None:
         self.assertEqual(implemented_commands(), [
-            "Sync", "FolderSync", "FolderCreate", "FolderDelete", "FolderUpdate", "MoveItems",
-            "GetItemEstimate", "Settings", "Ping", "ItemOperations", "Provision"])
+            "Sync", "SendMail", "SmartForward", "SmartReply", "GetAttachment", "FolderSync",
+            "FolderCreate",
+            "FolderDelete", "FolderUpdate", "MoveItems", "GetItemEstimate",
+            "MeetingResponse", "Search", "Settings",
+            "Ping", "ItemOperations", "Provision", "Find"])
 
 
 class ProvisioningGateTests(DispatchTestCase):

@@ -7,17 +7,26 @@ EAS command with "command not supported".
 from __future__ import annotations
 
 from easyncd.protocol.commands.base import Command
+from easyncd.protocol.commands.find import FindCommand
 from easyncd.protocol.commands.folderops import (
     FolderCreateCommand,
     FolderDeleteCommand,
     FolderUpdateCommand,
 )
 from easyncd.protocol.commands.foldersync import FolderSyncCommand
+from easyncd.protocol.commands.getattachment import GetAttachmentCommand
 from easyncd.protocol.commands.getitemestimate import GetItemEstimateCommand
 from easyncd.protocol.commands.itemoperations import ItemOperationsCommand
+from easyncd.protocol.commands.meetingresponse import MeetingResponseCommand
 from easyncd.protocol.commands.moveitems import MoveItemsCommand
 from easyncd.protocol.commands.ping import PingCommand
 from easyncd.protocol.commands.provision import ProvisionCommand
+from easyncd.protocol.commands.search import SearchCommand
+from easyncd.protocol.commands.sendmail import (
+    SendMailCommand,
+    SmartForwardCommand,
+    SmartReplyCommand,
+)
 from easyncd.protocol.commands.settings import SettingsCommand
 from easyncd.protocol.commands.sync import SyncCommand
 from easyncd.protocol.versions import COMMAND_VERSIONS
@@ -28,7 +37,9 @@ COMMANDS: dict[str, type[Command]] = {
     for cls in (
         ProvisionCommand, FolderSyncCommand, SettingsCommand, FolderCreateCommand,
         FolderUpdateCommand, FolderDeleteCommand, SyncCommand, GetItemEstimateCommand,
-        PingCommand, MoveItemsCommand, ItemOperationsCommand,
+        PingCommand, MoveItemsCommand, ItemOperationsCommand, SendMailCommand,
+        SmartReplyCommand, SmartForwardCommand, SearchCommand, FindCommand,
+        MeetingResponseCommand, GetAttachmentCommand,
     )
 }
 
