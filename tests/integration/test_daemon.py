@@ -10,6 +10,7 @@ import tempfile
 import requests
 from twisted.trial.unittest import TestCase
 
+from easyncd.protocol.versions import COMMAND_VERSIONS
 from easyncd.wbxml import Element, encode
 from easyncd.testing.daemon import (
     TWISTD, WBXML, Daemon, folder_sync, provision, wbxml_of,
@@ -75,8 +76,7 @@ class DaemonTests(TestCase):
         commands = commands_line[0].split(": ", 1)[1].split(",")
         for command in ("Provision", "FolderSync", "Settings"):
             self.assertIn(command, commands)
-        self.assertIn("Sync", commands)
-        self.assertNotIn("ValidateCert", commands)  # not implemented yet: not advertised
+        self.assertEqual(commands, list(COMMAND_VERSIONS))  # every MS-ASCMD command
 
     def test_path_is_case_insensitive(self) -> None:
         """Devices spell the path in several ways."""
@@ -204,12 +204,11 @@ class DaemonTests(TestCase):
         unsupported = self.daemon.post("FolderSync", good, device_id="badinput", policy_key=key,
                                        version="9.9")
         self.assertEqual(unsupported.status_code, 400)
-        check = Element("ValidateCert:ValidateCert")
-        check.add("ValidateCert:Certificates").add("ValidateCert:Certificate", b"\x30\x00")
-        not_yet = wbxml_of(self.daemon.post("ValidateCert", check, device_id="badinput",
-                                            policy_key=key))
-        self.assertEqual(not_yet.findtext("ValidateCert:Status"), "137")  # not implemented (yet)
-        old_client = self.daemon.post("ValidateCert", check, device_id="badinput", version="12.1")
+        find = Element("Find:Find")
+        not_in_version = wbxml_of(self.daemon.post("Find", find, device_id="badinput",
+                                                   policy_key=key, version="16.0"))
+        self.assertEqual(not_in_version.findtext("Find:Status"), "138")  # Find is 16.1 only
+        old_client = self.daemon.post("Find", find, device_id="badinput", version="12.1")
         self.assertEqual(old_client.status_code, 501)
         self.assertEqual(self.daemon.devices(), before)
         # and the device still works afterwards

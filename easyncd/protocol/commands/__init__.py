@@ -21,6 +21,7 @@ from easyncd.protocol.commands.meetingresponse import MeetingResponseCommand
 from easyncd.protocol.commands.moveitems import MoveItemsCommand
 from easyncd.protocol.commands.ping import PingCommand
 from easyncd.protocol.commands.provision import ProvisionCommand
+from easyncd.protocol.commands.resolverecipients import ResolveRecipientsCommand
 from easyncd.protocol.commands.search import SearchCommand
 from easyncd.protocol.commands.sendmail import (
     SendMailCommand,
@@ -29,6 +30,7 @@ from easyncd.protocol.commands.sendmail import (
 )
 from easyncd.protocol.commands.settings import SettingsCommand
 from easyncd.protocol.commands.sync import SyncCommand
+from easyncd.protocol.commands.validatecert import ValidateCertCommand
 from easyncd.protocol.versions import COMMAND_VERSIONS
 
 #: Cmd -> command class.
@@ -39,7 +41,8 @@ COMMANDS: dict[str, type[Command]] = {
         FolderUpdateCommand, FolderDeleteCommand, SyncCommand, GetItemEstimateCommand,
         PingCommand, MoveItemsCommand, ItemOperationsCommand, SendMailCommand,
         SmartReplyCommand, SmartForwardCommand, SearchCommand, FindCommand,
-        MeetingResponseCommand, GetAttachmentCommand,
+        MeetingResponseCommand, GetAttachmentCommand, ResolveRecipientsCommand,
+        ValidateCertCommand,
     )
 }
 
