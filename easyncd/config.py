@@ -442,6 +442,13 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "helo_name": _opt("", parse_str, "Name sent in EHLO. Empty: localhost."),
         "timeout": _opt("300", parse_int, "Seconds allowed for sending one message."),
     },
+    "smime": {
+        "trust_file": _opt(
+            "", parse_str,
+            "PEM file of the CAs trusted when devices ask to validate S/MIME certificates\n"
+            "(ValidateCert). Empty: the system's trust store.",
+        ),
+    },
     "groupware": {
         "history_days": _opt(
             "90", parse_int,
@@ -475,6 +482,7 @@ _SECTION_HELP = {
     "policy": "Provisioning (MS-ASPROV): the security policy sent to devices.",
     "imap": "The users' mailboxes.",
     "smtp": "Outgoing mail.",
+    "smime": "S/MIME certificate validation for devices.",
     "groupware": "The built-in store of contacts, calendars, tasks and notes.",
     "log": "Logging and per-device protocol traces.",
 }

@@ -28,6 +28,7 @@ from easyncd.http.auth import Authenticator
 from easyncd.http.root import build_root
 from easyncd.http.site import EASSite
 from easyncd.http.trace import ProtocolTracer
+from easyncd.protocol.commands.validatecert import TrustAnchors
 from easyncd.protocol.mailpush import MailWatchRegistry
 from easyncd.push.hub import PushHub
 from easyncd.store import open_store
@@ -94,7 +95,8 @@ class EasyncdService(MultiService):
                 clock=self.reactor,
                 tracer=ProtocolTracer(config.trace_dir, config.log.trace_devices,
                                       config.log.trace_users),
-                extra={"groupware": groupware, "push": hub, **self._mail_services()},
+                extra={"groupware": groupware, "push": hub, **self._mail_services(),
+                       **self._trust_services()},
             )
             site = EASSite(build_root(services), config.server.max_request_size)
             for description in config.server.listen:
@@ -153,6 +155,15 @@ class EasyncdService(MultiService):
         self.mail_watches = MailWatchRegistry(self.mail, self.reactor, imap.watch_linger)
         return {"mail": self.mail, "mailpush": self.mail_watches,
                 "smtp": SMTPSender.from_config(self.config, self.reactor)}
+
+    def _trust_services(self) -> dict[str, Any]:
+        """The S/MIME trust anchors for ValidateCert, when [smime] trust_file is set."""
+        trust_file = self.config.smime.trust_file
+        if not trust_file:
+            return {}
+        if not os.path.isfile(trust_file):
+            raise StartupError(f"[smime] trust_file: no such file {trust_file!r}")
+        return {"certificate_trust": TrustAnchors(cafile=trust_file)}
 
     def _start_trimming(self, groupware: SQLGroupwareBackend) -> None:
         """Trim the groupware history once a day ([groupware] history_days)."""

@@ -3,7 +3,7 @@
 Alice's contact is added by her device (Sync), Bob's meeting by the real
 ``easyncd-admin collection import``; Bob and Carol are local users of the
 users file.  ValidateCert checks chains made here against a trust store
-handed to the daemon the standard OpenSSL way (``SSL_CERT_FILE``).
+handed to the daemon with ``[smime] trust_file``.
 """
 from __future__ import annotations
 
@@ -157,18 +157,9 @@ class ValidateCertDaemonTest(TestCase):
         roots = os.path.join(tmp.name, "roots.pem")
         with open(roots, "wb") as handle:
             handle.write(self.root.cert.public_bytes(serialization.Encoding.PEM))
-        self.daemon = Daemon(tmp.name)
+        self.daemon = Daemon(tmp.name, options={"smime.trust_file": roots})
         self.daemon.add_user("alice", "secret")
-        # The daemon process inherits the environment at start only.
-        saved = os.environ.get("SSL_CERT_FILE")
-        os.environ["SSL_CERT_FILE"] = roots
-        try:
-            self.daemon.start()
-        finally:
-            if saved is None:
-                del os.environ["SSL_CERT_FILE"]
-            else:
-                os.environ["SSL_CERT_FILE"] = saved
+        self.daemon.start()
         self.addCleanup(assert_stopped_cleanly, self, self.daemon)
 
     def validate(self, device: Device, certificates: list[Any], chain: list[Any],
