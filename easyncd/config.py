@@ -409,8 +409,8 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "fetch_batch": _opt("100", parse_int, "UIDs per UID FETCH."),
         "poll_interval": _opt(
             "30", parse_int,
-            "Seconds between STATUS checks of watched mailboxes other than the one the\n"
-            "user's IDLE session watches.",
+            "Seconds between STATUS checks of watched mailboxes on servers without NOTIFY\n"
+            "(other than the mailbox the IDLE session watches).",
         ),
         "watch_linger": _opt(
             "60", parse_int, "Seconds the IDLE session stays open after the last Ping ends."
