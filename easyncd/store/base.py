@@ -227,3 +227,32 @@ class SQLStateStore(ABC):
         """Drop every sync state of an account."""
         return self.run_program("reset_sync_states", programs.reset_sync_states(device_id, user))
 
+
+    # mail follow-up flags ------------------------------------------------------------
+
+    def get_mail_flags(
+        self, user: str, mailbox: str, uidvalidity: int, uids: Sequence[int]
+    ) -> "Deferred[dict[int, dict[str, str]]]":
+        """The stored follow-up flags of some messages."""
+        return self.run_program(
+            "get_mail_flags", programs.get_mail_flags(user, mailbox, uidvalidity, list(uids)),
+            write=False,
+        )
+
+    def set_mail_flags(
+        self, user: str, mailbox: str, uidvalidity: int,
+        flags: Mapping[int, Mapping[str, str] | None],
+    ) -> "Deferred[None]":
+        """Store or forget the follow-up flags of some messages."""
+        plain = {int(uid): (None if data is None else dict(data)) for uid, data in flags.items()}
+        return self.run_program(
+            "set_mail_flags", programs.set_mail_flags(user, mailbox, uidvalidity, plain)
+        )
+
+    def drop_mail_flags(
+        self, user: str, mailbox: str, keep_uidvalidity: int | None = None
+    ) -> "Deferred[int]":
+        """Forget the follow-up flags of a mailbox (or of its old UIDVALIDITYs)."""
+        return self.run_program(
+            "drop_mail_flags", programs.drop_mail_flags(user, mailbox, keep_uidvalidity)
+        )

@@ -274,3 +274,20 @@ class IStateStore(Interface):
     def reset_sync_states(device_id, user):  # type: ignore[misc,no-untyped-def]
         """Drop every sync state of the account (FolderSync with key 0).
         Deferred[None]."""
+
+    # mail follow-up flags -------------------------------------------------------------
+
+    def get_mail_flags(user, mailbox, uidvalidity, uids):  # type: ignore[misc,no-untyped-def]
+        """Deferred[dict[int, dict[str, str]]]: the follow-up flags (the EAS
+        Flag's child elements, ``"Email:Status"`` / ``"Tasks:DueDate"`` ... ->
+        text) stored for those UIDs of ``mailbox`` at ``uidvalidity``; UIDs
+        without one are left out."""
+
+    def set_mail_flags(user, mailbox, uidvalidity, flags):  # type: ignore[misc,no-untyped-def]
+        """Store ``{uid: data}`` (a mapping as above) or forget ``{uid: None}``,
+        in one transaction.  Flags are the user's, shared by all devices.
+        Deferred[None]."""
+
+    def drop_mail_flags(user, mailbox, keep_uidvalidity=None):  # type: ignore[misc,no-untyped-def]
+        """Forget the follow-up flags of a mailbox: all of them, or those of
+        every UIDVALIDITY but ``keep_uidvalidity``.  Deferred[int]: how many."""

@@ -505,3 +505,57 @@ def reset_sync_states(device_id: str, user: str) -> Program[None]:
     """Drop every sync state of an account."""
     yield Execute(sql.DELETE_SYNC_STATES, (device_id, user))
     return None
+
+
+# -- mail follow-up flags ------------------------------------------------------------
+
+
+def _flag_data(text: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def get_mail_flags(
+    user: str, mailbox: str, uidvalidity: int, uids: Sequence[int]
+) -> Program[dict[int, dict[str, str]]]:
+    """The stored follow-up flags of ``uids`` (those that have one)."""
+    wanted = {int(uid) for uid in uids}
+    if not wanted:
+        return {}
+    rows = yield Query(
+        sql.SELECT_MAIL_FLAGS, (user, mailbox, int(uidvalidity), min(wanted), max(wanted))
+    )
+    return {int(row[0]): _flag_data(row[1]) for row in rows if int(row[0]) in wanted}
+
+
+def set_mail_flags(
+    user: str, mailbox: str, uidvalidity: int, flags: dict[int, dict[str, str] | None]
+) -> Program[None]:
+    """Store (or, for None, forget) the follow-up flags of some messages."""
+    for uid in sorted(flags):
+        data = flags[uid]
+        if data is None:
+            yield Execute(sql.DELETE_MAIL_FLAG, (user, mailbox, int(uidvalidity), int(uid)))
+        else:
+            text = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+            yield Execute(
+                sql.UPSERT_MAIL_FLAG, (user, mailbox, int(uidvalidity), int(uid), text)
+            )
+    return None
+
+
+def drop_mail_flags(user: str, mailbox: str, keep_uidvalidity: int | None) -> Program[int]:
+    """Forget the follow-up flags of a mailbox (all, or those of another
+    UIDVALIDITY than ``keep_uidvalidity``); how many rows went."""
+    if keep_uidvalidity is None:
+        count = yield Execute(sql.DELETE_MAILBOX_FLAGS, (user, mailbox))
+    else:
+        count = yield Execute(
+            sql.DELETE_MAILBOX_FLAGS_EXCEPT, (user, mailbox, int(keep_uidvalidity))
+        )
+    return int(count or 0)

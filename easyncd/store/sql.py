@@ -220,3 +220,21 @@ ADVANCE_SYNC_STATE = (
     " WHERE device_id = ? AND username = ? AND collection_id = ? AND sync_key = ?"
 )
 DELETE_SYNC_STATES = "DELETE FROM sync_states WHERE device_id = ? AND username = ?"
+
+# -- mail follow-up flags ------------------------------------------------------------
+
+SELECT_MAIL_FLAGS = (
+    "SELECT uid, data FROM mail_flags WHERE username = ? AND mailbox = ?"
+    " AND uidvalidity = ? AND uid >= ? AND uid <= ?"
+)
+UPSERT_MAIL_FLAG = (
+    "INSERT INTO mail_flags (username, mailbox, uidvalidity, uid, data) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (username, mailbox, uidvalidity, uid) DO UPDATE SET data = excluded.data"
+)
+DELETE_MAIL_FLAG = (
+    "DELETE FROM mail_flags WHERE username = ? AND mailbox = ? AND uidvalidity = ? AND uid = ?"
+)
+DELETE_MAILBOX_FLAGS = "DELETE FROM mail_flags WHERE username = ? AND mailbox = ?"
+DELETE_MAILBOX_FLAGS_EXCEPT = (
+    "DELETE FROM mail_flags WHERE username = ? AND mailbox = ? AND uidvalidity <> ?"
+)

@@ -58,6 +58,8 @@ class _Data:
     counters: dict[str, list[int]] = field(default_factory=dict)  # [revision, last id]
     folders: dict[tuple[str, str], _FolderRow] = field(default_factory=dict)
     sync_states: dict[tuple[str, str, str], SyncState] = field(default_factory=dict)
+    #: (user, mailbox, uidvalidity, uid) -> follow-up flag data.
+    mail_flags: dict[tuple[str, str, int, int], dict[str, str]] = field(default_factory=dict)
 
 
 def _by_server_id(folders: Sequence[Folder]) -> list[Folder]:
@@ -532,3 +534,52 @@ class MemoryStateStore:
                 del data.sync_states[key]
 
         return self._write("reset_sync_states", run)
+
+    # mail follow-up flags -------------------------------------------------------------------------
+
+    def get_mail_flags(
+        self, user: str, mailbox: str, uidvalidity: int, uids: Sequence[int]
+    ) -> "Deferred[dict[int, dict[str, str]]]":
+        """The stored follow-up flags of some messages."""
+        wanted = [int(uid) for uid in uids]
+
+        def run(data: _Data) -> dict[int, dict[str, str]]:
+            out: dict[int, dict[str, str]] = {}
+            for uid in wanted:
+                found = data.mail_flags.get((user, mailbox, int(uidvalidity), uid))
+                if found is not None:
+                    out[uid] = dict(found)
+            return out
+
+        return self._read("get_mail_flags", run)
+
+    def set_mail_flags(
+        self, user: str, mailbox: str, uidvalidity: int,
+        flags: Mapping[int, Mapping[str, str] | None],
+    ) -> "Deferred[None]":
+        """Store or forget the follow-up flags of some messages."""
+
+        def run(data: _Data) -> None:
+            for uid, value in flags.items():
+                key = (user, mailbox, int(uidvalidity), int(uid))
+                if value is None:
+                    data.mail_flags.pop(key, None)
+                else:
+                    data.mail_flags[key] = {str(k): str(v) for k, v in value.items()}
+
+        return self._write("set_mail_flags", run)
+
+    def drop_mail_flags(
+        self, user: str, mailbox: str, keep_uidvalidity: int | None = None
+    ) -> "Deferred[int]":
+        """Forget the follow-up flags of a mailbox (or of its old UIDVALIDITYs)."""
+
+        def run(data: _Data) -> int:
+            gone = [key for key in data.mail_flags
+                    if key[0] == user and key[1] == mailbox
+                    and (keep_uidvalidity is None or key[2] != keep_uidvalidity)]
+            for key in gone:
+                del data.mail_flags[key]
+            return len(gone)
+
+        return self._write("drop_mail_flags", run)

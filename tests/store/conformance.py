@@ -657,6 +657,46 @@ class StateStoreConformanceMixin(_Base):
         yield store.register_account("dev9", "alice", "iPhone", None, 3.0)
         self.assertIsNotNone((yield store.get_device("dev9")))
 
+    # mail follow-up flags ----------------------------------------------------------
+
+    @inlineCallbacks
+    def test_mail_flags_round_trip(self) -> Gen:
+        store = yield self._store()
+        due = {"Email:Status": "2", "Email:FlagType": "Flag for follow up",
+               "Tasks:DueDate": "2024-05-01T00:00:00.000Z", "Tasks:Subject": "Ünïcode"}
+        done = {"Email:Status": "1", "Email:CompleteTime": "2024-05-02T08:00:00.000Z"}
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 7, [1, 2])), {})
+        yield store.set_mail_flags("alice", "INBOX", 7, {5: due, 9: done, 2**40: due})
+        found = yield store.get_mail_flags("alice", "INBOX", 7, [1, 5, 9, 2**40])
+        self.assertEqual(found, {5: due, 9: done, 2**40: due})
+        # Only the UIDs asked for, even inside the range of those stored.
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 7, [5, 2**40])),
+                         {5: due, 2**40: due})
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 7, [])), {})
+        # Per user, mailbox and UIDVALIDITY.
+        self.assertEqual((yield store.get_mail_flags("bob", "INBOX", 7, [5])), {})
+        self.assertEqual((yield store.get_mail_flags("alice", "Sent", 7, [5])), {})
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 8, [5])), {})
+        # Replace one, forget another.
+        yield store.set_mail_flags("alice", "INBOX", 7, {5: done, 9: None, 11: None})
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 7, [5, 9])), {5: done})
+
+    @inlineCallbacks
+    def test_drop_mail_flags(self) -> Gen:
+        store = yield self._store()
+        flag = {"Email:Status": "2"}
+        yield store.set_mail_flags("alice", "INBOX", 7, {1: flag, 2: flag})
+        yield store.set_mail_flags("alice", "INBOX", 8, {1: flag})
+        yield store.set_mail_flags("alice", "Sent", 7, {1: flag})
+        yield store.set_mail_flags("bob", "INBOX", 7, {1: flag})
+        self.assertEqual((yield store.drop_mail_flags("alice", "INBOX", keep_uidvalidity=8)), 2)
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 7, [1, 2])), {})
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 8, [1])), {1: flag})
+        self.assertEqual((yield store.drop_mail_flags("alice", "INBOX")), 1)
+        self.assertEqual((yield store.get_mail_flags("alice", "INBOX", 8, [1])), {})
+        self.assertEqual((yield store.get_mail_flags("alice", "Sent", 7, [1])), {1: flag})
+        self.assertEqual((yield store.get_mail_flags("bob", "INBOX", 7, [1])), {1: flag})
+
 
 class SchemaMigrationMixin(_Base):
     """Upgrades through delta files, for the SQL engines.  Hook:

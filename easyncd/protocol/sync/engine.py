@@ -9,7 +9,16 @@ separate instances, and answers failures with ServerId, InstanceId, Status.
 
 Nothing is written unless there is something to tell the device (a new key
 with commands or responses); a request that finds nothing can wait on the
-push hub and run again without leaving state behind.
+push hub and run again without leaving state behind -- except, under the
+same key, the time of the daily FilterType window check and changed Options.
+
+FilterType windows (MS-ASCMD 2.2.3.68.2): items that leave the window by
+time alone (a calendar event now older than the window) get a SoftDelete
+(a Delete in 2.5): at most once a day per collection state the items the
+device holds (``held``) are read and ``in_filter`` is asked again.  A
+FilterType changed under a non-zero key (the client should have sent key 0)
+is followed: what the new window lets in is added, what it leaves out is
+SoftDeleted.
 """
 from __future__ import annotations
 
@@ -138,6 +147,22 @@ def _tracks_held(options: SyncOptions) -> bool:
     return options.filter_type in FILTERING_TYPES
 
 
+#: Held items are checked against a moving window at most this often (and
+#: at least once per UTC day).
+AGING_INTERVAL = 86400.0
+#: Items read per backend call while checking the window.
+_AGING_CHUNK = 200
+
+
+def aging_due(last: float | None, now: float) -> bool:
+    """Whether held items are to be checked against the window again: never
+    checked, a new UTC day, 24 h passed, or the clock went back."""
+    if last is None or now < last:
+        return True
+    return (now - last >= AGING_INTERVAL
+            or int(now // AGING_INTERVAL) != int(last // AGING_INTERVAL))
+
+
 def _failed(status: int, key: str, creq: CollectionRequest) -> CollectionResult:
     return CollectionResult(creq.collection_id, status, key, creq.eas_class)
 
@@ -234,6 +259,7 @@ class CollectionSync:
             held=frozenset() if _tracks_held(options) else None,
             supported=creq.supported,
             options=options,
+            checked=env.now if _tracks_held(options) else None,
         )
         await env.store.advance_sync_state(env.device_id, env.user, resolved.folder.server_id,
                                            None, 1, state.to_text())
@@ -272,10 +298,17 @@ class CollectionSync:
         sent: list[Op] = []
         remaining: Pending = state.pending
         new_rev = state.rev
+        checked = state.checked
+        windowed = False
         if creq.wants_changes():
             changes = await env.backend.changes_since(env.user, resolved.collection_id, state.rev)
             ops = merge_changes(state.pending, changes)
             new_rev = int(changes.until)
+            extra, held, checked = await self._window_ops(state, options, held, ops)
+            windowed = (checked != state.checked
+                        or options.filter_type != state.options.filter_type)
+            if extra:
+                ops = Pending.from_ops([*extra, *ops])
             emitted, consumed = await self._emit(ops, budget, own, held, options, state.supported)
             remaining = ops[consumed:]
             commands = [c for c, _ in emitted]
@@ -287,6 +320,15 @@ class CollectionSync:
         if not (commands or applied.wrote or applied.responses):
             # Nothing to tell: every change up to new_rev was looked at and
             # none is for the device (its own, or held back by the filter).
+            if windowed or options != state.options:
+                # ... but the window was checked or the Options changed: keep
+                # that under the same key (the device sent this key, so it
+                # has the answer that made it).
+                await env.store.advance_sync_state(
+                    env.device_id, env.user, resolved.folder.server_id, key, key,
+                    state.evolve(options=options, checked=checked,
+                                 held=frozenset(held) if held is not None else None
+                                 ).to_text())
             return CollectionResult(creq.collection_id, SyncStatus.Success, str(key),
                                     creq.eas_class, more_available=more, reportable=more,
                                     revision=new_rev if creq.wants_changes() else None)
@@ -299,6 +341,7 @@ class CollectionSync:
             held=frozenset(held) if held is not None else None,
             supported=state.supported,
             options=options,
+            checked=checked,
         )
         if commands or applied.wrote:
             await env.store.advance_sync_state(env.device_id, env.user, resolved.folder.server_id,
@@ -464,6 +507,52 @@ class CollectionSync:
         element.append(data)
         return element
 
+    # -- the FilterType window ---------------------------------------------------------
+
+    async def _window_ops(self, state: CollectionState, options: SyncOptions,
+                          held: set[str] | None, ops: Pending,
+                          ) -> tuple[list[Op], set[str] | None, float | None]:
+        """Ops the window calls for beyond the backend's changes: SoftDeletes of
+        held items now outside it (daily), and after a FilterType change the
+        adds it lets in.  Returns (ops to send first, held, check time)."""
+        env, resolved = self.env, self.resolved
+        assert resolved is not None
+        now = env.now
+        if options.filter_type != state.options.filter_type:
+            env.ctx.log.info("Sync: FilterType of {collection} changed {old} -> {new}"
+                             " without a new SyncKey", collection=self.creq.collection_id,
+                             old=state.options.filter_type, new=options.filter_type)
+            _, listed = await env.backend.list_items(env.user, resolved.collection_id)
+            ids = [str(i) for i in listed]
+            pending = {item_id for _, item_id in ops}
+            if held is None:
+                # Without a window the device has everything sent.
+                not_sent = ops.ids(OP_ADD)
+                held = {i for i in ids if i not in not_sent}
+            adds: list[Op] = [(OP_ADD, i) for i in ids if i not in held and i not in pending]
+            if not _tracks_held(options):
+                return adds, None, None
+            out = await self._out_of_filter([i for i in held if i not in pending], options)
+            return [(OP_SOFT_DELETE, i) for i in sorted(out)] + adds, held, now
+        if held is None or not _tracks_held(options) or not aging_due(state.checked, now):
+            return [], held, state.checked
+        out = await self._out_of_filter([i for i in held if not ops.has_id(i)], options)
+        return [(OP_SOFT_DELETE, i) for i in sorted(out)], held, now
+
+    async def _out_of_filter(self, item_ids: Sequence[str], options: SyncOptions) -> set[str]:
+        """Those of ``item_ids`` the FilterType now leaves out."""
+        env, resolved, codec = self.env, self.resolved, self.codec
+        assert resolved is not None and codec is not None
+        out: set[str] = set()
+        ordered = sorted(item_ids)
+        for start in range(0, len(ordered), _AGING_CHUNK):
+            found = await env.backend.get_items(env.user, resolved.collection_id,
+                                                ordered[start:start + _AGING_CHUNK])
+            for item in found:
+                if not codec.in_filter(item.data, options.filter_type, env.now):
+                    out.add(item.item_id)
+        return out
+
     # -- the server's changes ---------------------------------------------------------
 
     async def _emit(self, ops: Sequence[Op], budget: int, own: Mapping[str, int],
@@ -499,6 +588,18 @@ class CollectionSync:
                         held.discard(item_id)
                     out.append((OutgoingCommand(OP_DELETE, server_id), (OP_DELETE, item_id)))
                     continue
+                if op == OP_SOFT_DELETE:
+                    # Left the window: unless it came back into it meanwhile.
+                    if held is not None:
+                        if item_id not in held:
+                            continue
+                        gone = items.get(item_id)
+                        if gone is None or not codec.in_filter(gone.data, options.filter_type,
+                                                               env.now):
+                            held.discard(item_id)
+                            out.append((OutgoingCommand(soft, server_id), (soft, item_id)))
+                            continue
+                    op = OP_CHANGE
                 item = items.get(item_id)
                 mine = own.get(item_id)
                 if item is None or mine == item.revision:

@@ -21,6 +21,9 @@
   device has (None otherwise: the device has everything sent); stored as
   ranges (``"1-500,502"``) when every id is a decimal number, else (and
   in older states) as a list;
+* ``checked``   -- with ``held``: when (POSIX time) the held items were last
+  checked against the FilterType window, which moves with the clock (items
+  that age out get a SoftDelete; at most once a day);
 * ``supported`` -- the Supported list of the initial sync (ghosting);
 * ``options``   -- the collection's last Options.
 """
@@ -289,6 +292,7 @@ class CollectionState:
     held: frozenset[str] | None = None
     supported: frozenset[str] | None = None
     options: SyncOptions = SyncOptions()
+    checked: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.pending, Pending):
@@ -309,6 +313,8 @@ class CollectionState:
             data["held"] = _ids_to_json(self.held)
         if self.supported is not None:
             data["supported"] = sorted(self.supported)
+        if self.checked is not None:
+            data["checked"] = self.checked
         data["options"] = self.options.to_json()
         return json.dumps(data, separators=(",", ":"))
 
@@ -332,6 +338,7 @@ class CollectionState:
                 held=_ids_from_json(held) if held is not None else None,
                 supported=frozenset(supported) if supported is not None else None,
                 options=SyncOptions.from_json(data.get("options") or {}),
+                checked=float(data["checked"]) if data.get("checked") is not None else None,
             )
         except (ValueError, KeyError, TypeError):
             return None
