@@ -6,7 +6,8 @@ wire itself: every server response (with its literals) is parsed by
 commands below parse those into plain dataclasses.  Extensions used when the
 server offers them, with fallbacks when it does not: IDLE, CONDSTORE and
 QRESYNC (HIGHESTMODSEQ, CHANGEDSINCE, VANISHED), ENABLE, UIDPLUS, MOVE,
-SPECIAL-USE, LIST-STATUS (else STATUS per mailbox), LITERAL+.
+SPECIAL-USE, LIST-STATUS (else STATUS per mailbox), LITERAL+, NOTIFY
+(RFC 5465: :meth:`EASIMAPClient.notify_set` / :meth:`EASIMAPClient.notify_none`).
 
 Untagged responses that report mailbox changes (``EXISTS``, ``EXPUNGE``,
 ``VANISHED``, ``FETCH``) are never lost:
@@ -21,7 +22,16 @@ Untagged responses that report mailbox changes (``EXISTS``, ``EXPUNGE``,
 
 Event data: ``("EXISTS", n)``, ``("EXPUNGE", seq)``, ``("VANISHED",
 frozenset[int])``, ``("FETCH", FetchedMessage)`` (``uid`` 0 when the server
-sent none; ``seq`` is the sequence number), ``("BYE", text)``.
+sent none; ``seq`` is the sequence number), ``("BYE", text)``.  With NOTIFY
+on, also ``("STATUS", MailboxStatus)`` (a change in a mailbox that is not
+selected; the server may send only some items, the others are ``None``),
+``("LIST", MailboxInfo)`` (a mailbox created, deleted — ``\\NonExistent`` —
+or renamed — ``old_name``) and ``("NOTIFICATIONOVERFLOW", text)`` (the
+server stopped notifying: as after ``NOTIFY NONE``).  ``STATUS`` / ``LIST``
+answers of the ``STATUS`` / ``LIST`` / ``NOTIFY`` command in flight are the
+command's, not events (for ``STATUS``: only the asked mailbox's while NOTIFY
+is on).  With NOTIFY the server may send events while no command runs: they
+go to ``on_unsolicited``.
 
 Only one command is on the wire at a time; others queue.  Sending a command
 while ``IDLE`` runs ends the IDLE first (``DONE``).
@@ -57,10 +67,15 @@ from easyncd.backends.imap.protocol_parse import (
 
 __all__ = [
     "IMAPError", "MailboxInfo", "MailboxStatus", "SelectResult", "FetchedMessage", "FetchList",
-    "EASIMAPClient", "SPECIAL_USES", "DEFAULT_STATUS_ITEMS",
+    "EASIMAPClient", "SPECIAL_USES", "DEFAULT_STATUS_ITEMS", "MESSAGE_EVENTS", "NOTIFY_SCOPES",
 ]
 
 DEFAULT_STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+#: The RFC 5465 message events a sync server wants (MessageNew needs MessageExpunge,
+#: FlagChange needs both).
+MESSAGE_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange")
+#: RFC 5465 mailbox filters; the first two take mailbox names.
+NOTIFY_SCOPES = ("MAILBOXES", "SUBTREE", "PERSONAL", "INBOXES", "SUBSCRIBED")
 #: The special-use attributes we report (RFC 6154), plus the ``\\Inbox`` pseudo attribute.
 SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
 _SPECIAL_BY_LOWER = {name.lower(): name for name in SPECIAL_USES}
@@ -106,6 +121,8 @@ class MailboxInfo:
     special_use: str | None
     #: The name as the server sent it (modified UTF-7 bytes), for commands.
     raw_name: bytes = b""
+    #: A rename's former name (the ``OLDNAME`` extended item, RFC 5465 / 9051), else ``None``.
+    old_name: str | None = None
 
     @property
     def selectable(self) -> bool:
@@ -226,6 +243,8 @@ class _Command(Command):  # type: ignore[misc]
         self.events: list[tuple[str, Any]] = []
         self.tagged: _Response | None = None
         self.on_ok: Callable[[], None] | None = None
+        #: Narrows ``owns``: an owned-kind event is the command's only if this says so.
+        self.claims: Callable[[tuple[str, Any]], bool] | None = None
         self.pieces: list[bytes] = []
         self.literals: list[bytes] = []
         words: list[bytes] = [name]
@@ -306,6 +325,15 @@ def _mailbox_arg(name: str) -> bytes:
     return quote(encode_mutf7(name))
 
 
+def _event_list(events: Sequence[str]) -> bytes:
+    if not events:
+        return b"NONE"
+    for event in events:
+        if not event.isalnum():
+            raise ValueError(f"not a NOTIFY event: {event!r}")
+    return b"(" + " ".join(events).encode("ascii") + b")"
+
+
 def _as_bytes(token: Any) -> bytes:
     if isinstance(token, bytes):
         return token
@@ -332,6 +360,10 @@ def _decode_name(token: Any) -> tuple[str, bytes]:
     if raw.upper() == b"INBOX":
         return "INBOX", raw
     return decode_mutf7(raw), raw
+
+
+def _same_mailbox(a: str, b: str) -> bool:
+    return a == b or (a.upper() == "INBOX" and b.upper() == "INBOX")
 
 
 def parse_fetch(number: int | None, pairs: list[Any]) -> FetchedMessage:
@@ -400,6 +432,8 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
         self._literal_left = 0
         self._literal_chunks: list[bytes] = []
         self._idle: _IdleState | None = None
+        #: A ``NOTIFY SET`` is in force (cleared by ``NOTIFY NONE`` or ``[NOTIFICATIONOVERFLOW]``).
+        self.notifying = False
 
     # -- capabilities -------------------------------------------------
 
@@ -531,6 +565,8 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
         idle = self._idle
         if kind == "FETCH" and isinstance(cmd, _Command) and "FETCH" in cmd.owns and cmd.command != b"IDLE":
             return  # the command's answer; parsed by the command
+        if kind in ("LIST", "STATUS") and isinstance(cmd, _Command) and kind in cmd.owns and cmd.claims is None:
+            return  # likewise (LIST, LIST-STATUS, STATUS, NOTIFY SET STATUS)
         event = self._event_of(response)
         if kind == "BYE":
             event = ("BYE", response.text)
@@ -541,7 +577,7 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
             return
         if isinstance(cmd, _Command):
             cmd.events.append(event)
-            if event[0] in cmd.owns:
+            if event[0] in cmd.owns and (cmd.claims is None or cmd.claims(event)):
                 return
         if self.on_unsolicited is not None:
             self._deliver(self.on_unsolicited, event)
@@ -552,11 +588,19 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
         except Exception:
             self.log.failure("IMAP event handler failed for {kind}", kind=event[0])
 
-    @staticmethod
-    def _event_of(response: _Response) -> tuple[str, Any] | None:
+    def _event_of(self, response: _Response) -> tuple[str, Any] | None:
         kind = response.kind
         if kind in ("EXISTS", "EXPUNGE") and response.number is not None:
             return (kind, response.number)
+        if kind == "STATUS":
+            status = self._parse_status(response)
+            return None if status is None else ("STATUS", status)
+        if kind == "LIST":
+            info = self._mailbox_info(response)
+            return None if info is None else ("LIST", info)
+        if kind == "OK" and response.code == "NOTIFICATIONOVERFLOW":
+            self.notifying = False
+            return ("NOTIFICATIONOVERFLOW", response.text)
         if kind == "FETCH":
             fetched = response.fetch()
             return None if fetched is None else ("FETCH", fetched)
@@ -758,7 +802,13 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
                 if attribute.lower() in _SPECIAL_BY_LOWER:
                     special = _SPECIAL_BY_LOWER[attribute.lower()]
                     break
-        return MailboxInfo(name, delimiter, attributes, special, raw)
+        old_name = None
+        extended = values[3] if len(values) > 3 and isinstance(values[3], list) else []
+        for index in range(0, len(extended) - 1, 2):
+            value = extended[index + 1]
+            if _as_text(extended[index]).upper() == "OLDNAME" and isinstance(value, list) and value:
+                old_name = _decode_name(value[0])[0]
+        return MailboxInfo(name, delimiter, attributes, special, raw, old_name)
 
     def _list_command(self, pattern: str, status_items: Sequence[str] | None) -> "Deferred[_Command]":
         args = [b'""', quote(encode_mutf7(pattern))]
@@ -769,7 +819,7 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
             returns.append(b"STATUS (" + " ".join(status_items).encode("ascii") + b")")
         if returns:
             args.append(b"RETURN (" + b" ".join(returns) + b")")
-        return self._run(b"LIST", *args)
+        return self._run(b"LIST", *args, owns=("LIST", "STATUS"))
 
     def list_mailboxes(self, pattern: str = "*") -> "Deferred[list[MailboxInfo]]":
         """``LIST "" pattern`` (with ``RETURN (SPECIAL-USE)`` when offered)."""
@@ -799,21 +849,26 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
         return status
 
     def status(self, mailbox: str, items: Sequence[str] = DEFAULT_STATUS_ITEMS) -> "Deferred[MailboxStatus]":
-        """``STATUS``; HIGHESTMODSEQ is asked only from servers with CONDSTORE."""
+        """``STATUS``; HIGHESTMODSEQ is asked only from servers with CONDSTORE.
+
+        While NOTIFY is on, the answer is the ``STATUS`` response naming
+        ``mailbox``; those of other mailboxes are events.
+        """
         wanted = self._status_items(items)
 
         def done(cmd: _Command) -> MailboxStatus:
-            for response in cmd.responses:
-                if response.kind == "STATUS":
-                    parsed = self._parse_status(response)
-                    if parsed is not None:
-                        parsed.name = mailbox
-                        return parsed
+            answers = [status for status in (self._parse_status(r) for r in cmd.responses if r.kind == "STATUS")
+                       if status is not None]
+            for status in sorted(answers, key=lambda s: not _same_mailbox(s.name, mailbox)):
+                status.name = mailbox
+                return status
             return MailboxStatus(mailbox)
 
-        return self._run(
-            b"STATUS", _mailbox_arg(mailbox), b"(" + " ".join(wanted).encode("ascii") + b")"
-        ).addCallback(done)
+        cmd = _Command(self, b"STATUS", (_mailbox_arg(mailbox), b"(" + " ".join(wanted).encode("ascii") + b")"),
+                       owns=("STATUS",))
+        if self.notifying:
+            cmd.claims = lambda event: _same_mailbox(event[1].name, mailbox)
+        return self.sendCommand(cmd).addCallback(done)
 
     def list_status(
         self, items: Sequence[str] = DEFAULT_STATUS_ITEMS, pattern: str = "*"
@@ -1130,6 +1185,64 @@ class EASIMAPClient(IMAP4Client):  # type: ignore[misc]
             return None
 
         return self._run(b"APPEND", *args).addCallback(done)
+
+    # -- NOTIFY (RFC 5465) ---------------------------------------------
+
+    def notify_set(
+        self,
+        mailboxes: Iterable[str] = (),
+        *,
+        scope: str = "MAILBOXES",
+        events: Sequence[str] = MESSAGE_EVENTS,
+        selected_events: Sequence[str] | None = MESSAGE_EVENTS,
+        status: bool = False,
+    ) -> "Deferred[list[MailboxStatus]]":
+        """``NOTIFY SET [STATUS] (SELECTED (events)) (scope [(mailboxes)] (events))``.
+
+        ``scope`` is one of :data:`NOTIFY_SCOPES`; ``MAILBOXES`` and
+        ``SUBTREE`` take ``mailboxes`` (decoded names, sent in modified
+        UTF-7), the others none.  ``selected_events`` ``None`` leaves out the
+        ``SELECTED`` group, empty sends ``NONE`` for it; empty ``events``
+        leaves out the mailbox group.  With ``status`` the server first sends
+        the current ``STATUS`` of every mailbox in the scope: the Deferred
+        fires with those (else ``[]``).  From the tagged OK on, changes come
+        as events (see the module doc); :attr:`notifying` is then True.
+        A server without NOTIFY answers BAD: :class:`IMAPError`.
+        """
+        scope = scope.upper()
+        if scope not in NOTIFY_SCOPES:
+            raise ValueError(f"unknown NOTIFY scope {scope!r}")
+        names = list(mailboxes)
+        if scope in ("MAILBOXES", "SUBTREE"):
+            if events and not names:
+                raise ValueError(f"NOTIFY {scope} needs mailbox names")
+        elif names:
+            raise ValueError(f"NOTIFY {scope} takes no mailbox names")
+        groups: list[bytes] = []
+        if selected_events is not None:
+            groups.append(b"(SELECTED " + _event_list(selected_events) + b")")
+        if events:
+            target = scope.encode("ascii")
+            if names:
+                target += b" (" + b" ".join(_mailbox_arg(name) for name in names) + b")"
+            groups.append(b"(" + target + b" " + _event_list(events) + b")")
+        if not groups:
+            raise ValueError("NOTIFY SET needs events (use notify_none to stop)")
+        args = [b"SET"] + ([b"STATUS"] if status else []) + groups
+
+        def done(cmd: _Command) -> list[MailboxStatus]:
+            self.notifying = True
+            answers = (self._parse_status(r) for r in cmd.responses if r.kind == "STATUS")
+            return [answer for answer in answers if answer is not None]
+
+        return self._run(b"NOTIFY", *args, owns=("STATUS",)).addCallback(done)
+
+    def notify_none(self) -> "Deferred[None]":
+        """``NOTIFY NONE``: no more events for other mailboxes (and the selected one as without NOTIFY)."""
+        def done(_cmd: _Command) -> None:
+            self.notifying = False
+
+        return self._run(b"NOTIFY", b"NONE").addCallback(done)
 
     # -- IDLE ---------------------------------------------------------
 

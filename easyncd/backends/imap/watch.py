@@ -4,7 +4,23 @@
 :meth:`IMAPPool.open_dedicated`, outside the request sessions) and reports
 changes in the watched mailboxes to the registered callbacks:
 
-* the server has IDLE: it ``EXAMINE``\\s one mailbox (INBOX when watched,
+* the server has NOTIFY (RFC 5465) and IDLE: one ``NOTIFY SET STATUS
+  (SELECTED ...) (MAILBOXES (<every watched mailbox>) (MessageNew
+  MessageExpunge FlagChange))`` and then ``IDLE`` with no mailbox selected.
+  The server reports a new message, an expunge or (with CONDSTORE) a flag
+  change in any of them at once as an untagged ``STATUS``; the watcher
+  merges it into what it knows of the mailbox and reports the mailbox when
+  something changed (the duplicates Dovecot sends are not reported twice).
+  Dovecot 2.3 does not match non-ASCII names given to ``MAILBOXES`` (it
+  compares them undecoded): when a watched name is not ASCII the filter is
+  ``PERSONAL`` instead (every personal mailbox; the STATUS of unwatched ones
+  are ignored here).
+  A new mailbox set is announced by a fresh ``NOTIFY SET`` (its ``STATUS``
+  answers, compared with what was known, catch what changed meanwhile, e.g.
+  while reconnecting).  A server that refuses the ``NOTIFY`` (or announces
+  ``[NOTIFICATIONOVERFLOW]`` twice in a row before a renewal) makes this
+  watcher use the next way;
+* the server has IDLE (no NOTIFY): it ``EXAMINE``\\s one mailbox (INBOX when watched,
   else the first) and IDLEs there — a new message, an expunge or a flag change
   is reported at once (well within a second); the other watched mailboxes are
   compared by ``STATUS`` every ``poll_interval`` seconds (the IDLE is ended
@@ -21,8 +37,8 @@ dropped connection the watcher reconnects with the pool's backoff.  When the
 last registration goes, the session stays ``linger`` seconds (the next Ping
 usually comes right away) and is then closed.
 
-NOTIFY (RFC 5465) would let one IDLE cover every mailbox; the client does not
-offer it yet, so it is not used.
+``mode`` tells which way is in use (``"notify"``, ``"idle"``, ``"poll"``;
+``""`` between sessions); ``use_notify=False`` keeps to IDLE and polling.
 """
 from __future__ import annotations
 
@@ -34,7 +50,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from easyncd.backends.imap.client import EASIMAPClient, IMAPError, MailboxStatus
+from easyncd.backends.imap.client import MESSAGE_EVENTS, EASIMAPClient, IMAPError, MailboxStatus
 from easyncd.backends.imap.pool import IMAPPool
 from easyncd.backends.interfaces import IMailWatch, MailAuthFailed, MailBackendUnavailable, MailError
 
@@ -42,6 +58,12 @@ __all__ = ["UserWatcher", "MailWatchRegistration"]
 
 log = Logger()
 _STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+_STATUS_FIELDS = ("messages", "uidnext", "uidvalidity", "unseen", "highestmodseq")
+_MESSAGE_EVENT_KINDS = frozenset({"EXISTS", "EXPUNGE", "VANISHED", "FETCH"})
+
+
+class _NotifyRefused(Exception):
+    """The server would not (or no longer) NOTIFY: use IDLE and polling."""
 
 
 @implementer(IMailWatch)
@@ -78,6 +100,7 @@ class UserWatcher:
     poll_interval: float = 30.0
     renew_interval: float = 25 * 60.0
     linger: float = 60.0
+    use_notify: bool = True
     on_finished: Callable[["UserWatcher"], None] | None = None
     registrations: list[MailWatchRegistration] = field(default_factory=list)
     client: EASIMAPClient | None = None
@@ -91,6 +114,12 @@ class UserWatcher:
     _linger_call: Any = None
     _pending_wake: str | None = None
     _silent: set[str] = field(default_factory=set)
+    #: Which way the current session watches: "notify", "idle", "poll" ("" between sessions).
+    mode: str = ""
+    #: NOTIFY mode: what the server told of each mailbox (STATUS items, merged).
+    _known: dict[str, dict[str, int]] = field(default_factory=dict)
+    _notify_refused: bool = False
+    _overflowed: bool = False
 
     @property
     def finished(self) -> bool:
@@ -250,7 +279,97 @@ class UserWatcher:
                 self._notify(box)
 
     async def _session(self, client: EASIMAPClient) -> str:
+        try:
+            if (self.use_notify and not self._notify_refused and client.has_capability("NOTIFY")
+                    and client.has_capability("IDLE")):
+                try:
+                    return await self._session_notify(client)
+                except _NotifyRefused as exc:
+                    log.info("mail watcher of {user}: {reason}; using IDLE and polling",
+                             user=self.user, reason=str(exc))
+                    self._notify_refused = True
+                    client.on_unsolicited = None
+            return await self._session_idle(client)
+        finally:
+            self.mode = ""
+            self.idle_mailbox = None
+
+    # -- NOTIFY ----------------------------------------------------------
+
+    async def _session_notify(self, client: EASIMAPClient) -> str:
+        self.mode = "notify"
+        client.on_unsolicited = self._on_notify_event
+        announced: list[str] | None = None
+        while self.registrations:
+            boxes = self.mailboxes()
+            if boxes != announced or not client.notifying:
+                if announced is not None and not client.notifying:
+                    if self._overflowed:
+                        raise _NotifyRefused("the server keeps dropping NOTIFY (overflow)")
+                    self._overflowed = True
+                try:
+                    if all(box.isascii() for box in boxes):
+                        statuses = await client.notify_set(boxes, events=MESSAGE_EVENTS, status=True)
+                    else:
+                        statuses = await client.notify_set(scope="PERSONAL", events=MESSAGE_EVENTS, status=True)
+                except IMAPError as exc:
+                    raise _NotifyRefused(f"NOTIFY refused: {exc}") from None
+                announced = boxes
+                for status in statuses:
+                    self._merge_status(status, unsolicited=False)
+            await client.idle(self._on_notify_event)
+            self._fire_armed()
+            reason = await self._wait(self.renew_interval)
+            if reason == "closed":
+                raise ConnectionLost("the NOTIFY session was closed")
+            await client.done()
+            if reason == "stop":
+                return "stop"
+            if reason == "timer":
+                self._overflowed = False
+        return "stop"
+
+    def _on_notify_event(self, kind: str, data: Any) -> None:
+        if kind == "STATUS":
+            self._merge_status(data, unsolicited=True)
+        elif kind == "NOTIFICATIONOVERFLOW":
+            # Events were lost: every watched mailbox may have changed.
+            log.info("mail watcher of {user}: the server dropped NOTIFY ({text})", user=self.user, text=data)
+            for box in self.mailboxes():
+                self._notify(box)
+            self._kick("overflow")
+
+    def _watched_name(self, name: str) -> str | None:
+        for box in self.mailboxes():
+            if box == name or (box.upper() == "INBOX" and name.upper() == "INBOX"):
+                return box
+        return None
+
+    def _merge_status(self, status: MailboxStatus, *, unsolicited: bool) -> None:
+        """Take a STATUS in; report the mailbox when it says something new.
+
+        An unsolicited STATUS of a mailbox not seen before is news too (the
+        server sends them on events only); a NOTIFY's STATUS answer of one is
+        not (it is the starting point).
+        """
+        box = self._watched_name(status.name)
+        if box is None:
+            return
+        known = self._known.get(box)
+        merged = dict(known or {})
+        for name in _STATUS_FIELDS:
+            value = getattr(status, name, None)
+            if value is not None:
+                merged[name] = value
+        self._known[box] = merged
+        if (known is None and unsolicited) or (known is not None and merged != known):
+            self._notify(box)
+
+    # -- IDLE and polling --------------------------------------------------
+
+    async def _session_idle(self, client: EASIMAPClient) -> str:
         can_idle = client.has_capability("IDLE")
+        self.mode = "idle" if can_idle else "poll"
         while self.registrations:
             boxes = self.mailboxes()
             new = [box for box in boxes if box not in self._fingerprints]
@@ -297,7 +416,7 @@ class UserWatcher:
         return on_event
 
     def _on_idle_event(self, mailbox: str, kind: str) -> None:
-        if kind == "BYE":
+        if kind not in _MESSAGE_EVENT_KINDS:
             return
         # Reported now: the next SELECT takes the new point without reporting it again.
         self._silent.add(mailbox)

@@ -62,6 +62,8 @@ class FakeIMAPServer:
         self.down = False
         self.commands: list[tuple[str, str]] = []
         self.connect_gate: Deferred[None] | None = None
+        #: With NOTIFY in ``capabilities``: answer NOTIFY with NO.
+        self.refuse_notify = False
         self._validity = 100
         for user in users:
             self.boxes[user] = {}
@@ -140,6 +142,24 @@ class FakeIMAPServer:
             state = client.idle_state
             if state is not None and client.selected == mailbox and state["active"]:
                 state["on_event"](kind, data)
+            elif (client.notify_boxes is not None and client.selected != mailbox
+                  and (mailbox in client.notify_boxes or client.notify_scope == "PERSONAL")):
+                # RFC 5465: a change elsewhere comes as STATUS, during IDLE or not.
+                event = ("STATUS", client.status_of(self.boxes[user][mailbox]))
+                if state is not None and state["active"]:
+                    state["on_event"](*event)
+                elif client.on_unsolicited is not None:
+                    client.on_unsolicited(*event)
+
+    def overflow(self, user: str) -> None:
+        """Every NOTIFYing connection of ``user`` gets ``[NOTIFICATIONOVERFLOW]`` (and stops)."""
+        for client in self.live(user):
+            if client.notify_boxes is not None:
+                client.notify_boxes = None
+                state = client.idle_state
+                target = state["on_event"] if state is not None else client.on_unsolicited
+                if target is not None:
+                    target("NOTIFICATIONOVERFLOW", "Too many events")
 
 
 class FakeClient:
@@ -157,6 +177,9 @@ class FakeClient:
         self.idle_state: dict[str, Any] | None = None
         self.on_unsolicited: Callable[[str, Any], None] | None = None
         self.fail_next: Exception | None = None
+        #: The mailboxes of the NOTIFY SET in force (None: no NOTIFY).
+        self.notify_boxes: set[str] | None = None
+        self.notify_scope = ""
 
     # -- helpers ----------------------------------------------------------
 
@@ -247,14 +270,40 @@ class FakeClient:
 
         return self._d("LIST", run)
 
-    def status(self, mailbox: str, items: Sequence[str] = ()) -> Deferred[MailboxStatus]:
-        def run() -> MailboxStatus:
-            box = self._box(mailbox)
-            unseen = sum(1 for m in box.messages.values() if "\\Seen" not in m.flags)
-            modseq = box.modseq if self.condstore_enabled else None
-            return MailboxStatus(mailbox, len(box.messages), box.uidnext, box.uidvalidity, unseen, modseq)
+    def status_of(self, box: FakeMailbox) -> MailboxStatus:
+        unseen = sum(1 for m in box.messages.values() if "\\Seen" not in m.flags)
+        modseq = box.modseq if self.condstore_enabled else None
+        return MailboxStatus(box.name, len(box.messages), box.uidnext, box.uidvalidity, unseen, modseq)
 
-        return self._d(f"STATUS {mailbox}", run)
+    def status(self, mailbox: str, items: Sequence[str] = ()) -> Deferred[MailboxStatus]:
+        return self._d(f"STATUS {mailbox}", lambda: self.status_of(self._box(mailbox)))
+
+    @property
+    def notifying(self) -> bool:
+        return self.notify_boxes is not None
+
+    def notify_set(self, mailboxes: Iterable[str] = (), *, scope: str = "MAILBOXES", events: Sequence[str] = (),
+                   selected_events: Sequence[str] | None = (), status: bool = False) -> Deferred[list[MailboxStatus]]:
+        names = list(mailboxes)
+
+        def run() -> list[MailboxStatus]:
+            if "NOTIFY" not in self.capabilities_set:
+                raise IMAPError("Unknown command", None, "BAD")
+            if self.server.refuse_notify:
+                raise IMAPError("NOTIFY not allowed", "BADEVENT")
+            self.notify_boxes = set(names)
+            self.notify_scope = scope
+            boxes = self.server.boxes[self.user]
+            covered = list(boxes) if scope == "PERSONAL" else names
+            return [self.status_of(boxes[name]) for name in covered if name in boxes] if status else []
+
+        return self._d(f"NOTIFY SET {scope} " + " ".join(names), run)
+
+    def notify_none(self) -> Deferred[None]:
+        def run() -> None:
+            self.notify_boxes = None
+
+        return self._d("NOTIFY NONE", run)
 
     def noop_poll(self) -> Deferred[Any]:
         """NOOP: the fake server has no unsolicited events to report."""
