@@ -290,3 +290,57 @@ class MailSendTests(TestCase):
             item_id=f"{folder}:999999"), "16.1"))
         self.assertEqual(answer.findtext(NS + "Status"), "150")
         self.assertEqual(await self.in_sent(marker), [])
+
+    # -- 16.x drafts -----------------------------------------------------------------------
+
+    async def test_sync_add_draft_with_send(self) -> None:
+        """A draft added in Drafts with Email2:Send is sent, filed in Sent and
+        removed from Drafts."""
+        marker = "draft-" + uuid.uuid4().hex[:8]
+        s = self.servers
+        client = await connect_imap(self.reactor, s.host, s.dovecot.imap_port, "none", None,
+                                    "alice", USERS["alice"], timeout=10, enable=())
+        try:
+            await client.create_mailbox("Drafts")  # found by its common name
+        except IMAPError:
+            pass  # made by an earlier test
+        finally:
+            await client.logout_quietly()
+        hierarchy = wbxml_of(self.post("FolderSync", folder_sync(), "16.1"))
+        drafts = next(add.findtext("FolderHierarchy:ServerId") or ""
+                      for add in hierarchy.findall("FolderHierarchy:Changes/FolderHierarchy:Add")
+                      if add.findtext("FolderHierarchy:Type") == "3")
+
+        def sync(key: str, add: Element | None = None) -> Element:
+            request = Element("AirSync:Sync")
+            collection = request.add("AirSync:Collections").add("AirSync:Collection")
+            collection.add("AirSync:SyncKey", key)
+            collection.add("AirSync:CollectionId", drafts)
+            if add is not None:
+                collection.add("AirSync:GetChanges", "0")
+                collection.add("AirSync:Commands").append(add)
+            return wbxml_of(self.post("Sync", request, "16.1"))
+
+        first = sync("0")
+        key = first.findtext("AirSync:Collections/AirSync:Collection/AirSync:SyncKey") or ""
+        add = Element("AirSync:Add")
+        add.add("AirSync:ClientId", "c-" + marker)
+        app = add.add("AirSync:ApplicationData")
+        app.add("Email:To", "bob@example.test")
+        app.add("Email:Subject", marker)
+        body = app.add("AirSyncBase:Body")
+        body.add("AirSyncBase:Type", "1")
+        body.add("AirSyncBase:Data", "Sent from the drafts folder")
+        app.add("Email2:Send")
+        answer = sync(key, add)
+        response = answer.find("AirSync:Collections/AirSync:Collection/AirSync:Responses/"
+                               "AirSync:Add")
+        self.assertIsNotNone(response, answer.to_xml())
+        assert response is not None
+        self.assertEqual(response.findtext("AirSync:Status"), "1", answer.to_xml())
+        [delivered] = await self.arrived("bob", marker)
+        self.assertIn(b"Sent from the drafts folder", delivered)
+        self.assertEqual(len(await self.in_sent(marker)), 1)
+        drafts_left = [m for _, _, m in await self.mailbox("alice", "Drafts")
+                       if marker.encode() in m]
+        self.assertEqual(drafts_left, [])

@@ -18,8 +18,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from easyncd.backends.imap.changes import detect_changes
-from easyncd.backends.imap.client import EASIMAPClient, FetchedMessage, IMAPError
+from easyncd.backends.imap.changes import modseq_changes, detect_changes
+from easyncd.backends.imap.client import EASIMAPClient, FetchedMessage, IMAPError, SelectResult
 from easyncd.backends.imap.folders import ROLES, assign_roles, map_folders
 from easyncd.backends.imap.pool import IMAPPool
 from easyncd.backends.imap.protocol_parse import format_uid_set
@@ -65,6 +65,45 @@ def _quote(text: str) -> str:
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+_POINT_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ")
+
+
+async def _changes_on_selected(client: EASIMAPClient, mailbox: str, since: MailState,
+                               window_start: datetime.datetime | None) -> MailChanges | None:
+    """Change detection on a session that has ``mailbox`` selected already, without
+    selecting it again (a SELECT costs the server in proportion to the mailbox:
+    ~3-13 ms for 10,000 messages on Dovecot, against ~0.2 ms for each command here).
+
+    ``NOOP`` brings the session's view of the mailbox up to date, then ``STATUS``
+    of it gives the point (Dovecot answers from that view).  The same point
+    (HIGHESTMODSEQ included) as ``since`` means nothing changed; otherwise
+    ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE modseq VANISHED)`` tells what did,
+    read like the answer of a ``SELECT (QRESYNC ...)``.  None when this does
+    not apply (not selected, no QRESYNC, no HIGHESTMODSEQ, another
+    UIDVALIDITY): the caller selects as usual.
+    """
+    old = since.point
+    if client.selected != mailbox or not client.qresync_enabled or old.highestmodseq is None:
+        return None
+    await client.noop_poll()
+    if client.selected != mailbox:
+        return None
+    status = await client.status(mailbox, _POINT_ITEMS)
+    if (status.uidvalidity != old.uidvalidity or status.highestmodseq is None
+            or status.uidnext is None or status.messages is None
+            or status.highestmodseq < old.highestmodseq):
+        return None
+    point = FolderPoint(status.uidvalidity, status.uidnext, status.highestmodseq, status.messages)
+    if point == old:
+        return MailChanges(MailState(point, since.snapshot))
+    fetched, vanished = await client.uid_fetch("1:*", ["FLAGS"], changedsince=old.highestmodseq,
+                                               vanished=True)
+    seen = SelectResult(uidvalidity=status.uidvalidity, uidnext=status.uidnext,
+                        exists=status.messages, highestmodseq=status.highestmodseq,
+                        vanished=vanished, changed=list(fetched))
+    return await modseq_changes(client, seen, point, since, window_start)
 
 
 async def _select(client: EASIMAPClient, mailbox: str, *, write: bool) -> None:
@@ -244,6 +283,10 @@ class IMAPMailBackend:
                 window_start: datetime.datetime | None = None) -> "Deferred[MailChanges]":
         """See :meth:`IMailBackend.changes`."""
         async def op(client: EASIMAPClient) -> MailChanges:
+            if since is not None:
+                found = await _changes_on_selected(client, mailbox, since, window_start)
+                if found is not None:
+                    return found
             return await detect_changes(client, mailbox, since, window_start)
 
         return self._run(user, password, op, mailbox=mailbox)

@@ -117,12 +117,12 @@ async def detect_changes(client: EASIMAPClient, mailbox: str, since: MailState |
                            tuple(sorted(current)), {}, tuple(sorted(old)), True)
     old_point = since.point
     if old_point.highestmodseq is not None and selected.highestmodseq is not None and client.condstore_enabled:
-        return await _modseq_changes(client, selected, point, since, window_start)
+        return await modseq_changes(client, selected, point, since, window_start)
     current = await _full_listing(client, selected, window_start)
     return _compare(since.snapshot.as_dict(), current, point)
 
 
-async def _modseq_changes(client: EASIMAPClient, selected: SelectResult, point: FolderPoint,
+async def modseq_changes(client: EASIMAPClient, selected: SelectResult, point: FolderPoint,
                           since: MailState, window_start: datetime.datetime | None) -> MailChanges:
     old_point = since.point
     assert old_point.highestmodseq is not None

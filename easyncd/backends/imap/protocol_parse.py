@@ -29,9 +29,10 @@ class IMAPParseError(ValueError):
     """A server response we cannot read."""
 
 
-_TOKEN = re.compile(
-    rb'[ \t]*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|((?:[^\s()"\[\]{]|\[[^\]]*\])+))', re.S
-)
+_TOKENS = re.compile(
+    rb'[ \t]*(?:(\()|(\))|(")([^"\\]*(?:\\.[^"\\]*)*)"'
+    rb'|((?:[^\s()"\[\]{]+|\[[^\]]*\])(?:[^\s()"\[\]{]+|\[[^\]]*\])*)|(\S))', re.S
+).findall
 _UNQUOTE = re.compile(rb"\\(.)", re.S)
 _LITERAL_TAIL = re.compile(rb"\{(\d+)\+?\}$")
 
@@ -52,37 +53,34 @@ def tokenize(texts: Sequence[bytes], literals: Sequence[bytes] = ()) -> list[Any
     """
     stack: list[list[Any]] = [[]]
     top = stack[0]
+    unquote = _UNQUOTE.sub
     for index, text in enumerate(texts):
         literal = literals[index] if index < len(literals) else None
         if literal is not None:
             text = text[: text.rindex(b"{")]
-        pos = 0
-        for match in _TOKEN.finditer(text):
-            if match.start() != pos:
-                raise IMAPParseError(f"cannot parse {text[pos:pos + 60]!r}")
-            pos = match.end()
-            atom = match.group(4)
-            if atom is not None:
+        # One findall per line (tuples, no match objects): a token is one of
+        # the groups; anything else ends up in the last group and is an error.
+        for opening, closing, quote, quoted, atom, bad in _TOKENS(text):
+            if atom:
                 if len(atom) == 3 and atom.upper() == b"NIL":
                     top.append(None)
                 else:
                     top.append(atom.decode("latin-1"))
-                continue
-            quoted = match.group(3)
-            if quoted is not None:
-                top.append(_UNQUOTE.sub(rb"\1", quoted) if b"\\" in quoted else quoted)
-            elif match.group(1) is not None:
+            elif quote:
+                top.append(unquote(rb"\1", quoted) if b"\\" in quoted else quoted)
+            elif opening:
                 new: list[Any] = []
                 top.append(new)
                 stack.append(new)
                 top = new
-            else:
+            elif closing:
                 if len(stack) == 1:
                     raise IMAPParseError("unbalanced ')'")
                 stack.pop()
                 top = stack[-1]
-        if pos != len(text) and text[pos:].strip():
-            raise IMAPParseError(f"cannot parse {text[pos:pos + 60]!r}")
+            else:
+                position = text.find(bad)
+                raise IMAPParseError(f"cannot parse {text[position:position + 60]!r}")
         if literal is not None:
             top.append(literal)
     if len(stack) != 1:

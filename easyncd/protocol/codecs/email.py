@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from easyncd.backends.groupware.event import Event
@@ -43,6 +43,7 @@ from easyncd.backends.imap.bodystructure import BodyPart
 from easyncd.protocol.codecs import recurrence as rec_codec
 from easyncd.protocol.codecs.base import BodyPreference, CodecContext, CodecError
 from easyncd.protocol.codecs.body import legacy_truncation_limit
+from easyncd.protocol.codecs.emailflag import flag_element
 from easyncd.protocol.codecs.mime import (
     Headers,
     decode_header,
@@ -110,6 +111,9 @@ class MessageView:
     structure: BodyPart | None
     #: Fetched sections by part id ("1", "1.2", "TEXT", "" = the whole message).
     sections: Mapping[str, bytes] = field(default_factory=dict)
+    #: The follow-up flag data easyncd keeps for the message (see
+    #: :mod:`.emailflag`; None: none stored).
+    follow_up: Mapping[str, str] | None = None
 
     @property
     def keywords(self) -> tuple[str, ...]:
@@ -503,14 +507,15 @@ def _read_part(view: MessageView, part: BodyPart | None, headers: Headers,
 
 
 def _rendered(choice: BodyChoice, kind: int, view: MessageView, headers: Headers,
-              cache: dict[str, _Text]) -> tuple[str, bool, int, str] | None:
-    """(content, partial, estimated size, plain text for a preview)."""
+              cache: dict[str, _Text]) -> tuple[str, bool, int, Callable[[], str]] | None:
+    """(content, partial, estimated size, a function giving the plain text
+    for a preview: only previews pay for an HTML-to-text conversion)."""
     if view.structure is None:
         body = _read_part(view, None, headers, cache)
         if body is None:
             return None
         content = text_to_html(body.text) if kind == BODY_HTML else body.text
-        return content, body.partial, body.estimated, body.text
+        return content, body.partial, body.estimated, _const(body.text)
     part, converted = _source(choice, kind)
     if part is None:
         return None
@@ -518,16 +523,23 @@ def _rendered(choice: BodyChoice, kind: int, view: MessageView, headers: Headers
     if body is None:
         return None
     if not converted:
-        plain = body.text if part.subtype != "html" else html_to_text(body.text)
-        return body.text, body.partial, body.estimated, plain
+        if part.subtype != "html":
+            return body.text, body.partial, body.estimated, _const(body.text)
+        html_text = body.text
+        return body.text, body.partial, body.estimated, lambda: html_to_text(html_text)
     if kind == BODY_HTML:
         html = text_to_html(body.text)
         size = len(html.encode("utf-8"))
-        return html, body.partial, max(size, body.estimated), body.text
+        return html, body.partial, max(size, body.estimated), _const(body.text)
     text = html_to_text(body.text)
     size = len(text.encode("utf-8"))
     ratio = size / max(1, len(body.text.encode("utf-8")))
-    return text, body.partial, int(body.estimated * ratio) if body.partial else size, text
+    return (text, body.partial, int(body.estimated * ratio) if body.partial else size,
+            _const(text))
+
+
+def _const(text: str) -> Callable[[], str]:
+    return lambda: text
 
 
 def _mime_data(view: MessageView, limit: int | None) -> tuple[str | bytes, bool, int] | None:
@@ -590,7 +602,7 @@ def _airsyncbase_body(view: MessageView, choice: BodyChoice, headers: Headers,
         else:
             body.add("AirSyncBase:Data", content)
         if with_preview and want.preview:
-            body.add("AirSyncBase:Preview", _preview(plain, want.preview))
+            body.add("AirSyncBase:Preview", _preview(plain(), want.preview))
         return body
     return fallback
 
@@ -839,11 +851,21 @@ def _calendar(view: MessageView, choice: BodyChoice
     partstat = stat.group(1).decode("ascii") if stat else None
     event = None
     if method and method.upper() in ("REQUEST", "CANCEL"):
-        try:
-            event = parse_ics(decode_text(data, part.charset or "utf-8"))
-        except (ICalendarError, ValueError):
-            event = None
+        event = _invitation_event(decode_text(data, part.charset or "utf-8"))
     return (method.upper() if method else None), partstat, event
+
+
+@lru_cache(maxsize=256)
+def _invitation_event(text: str) -> Event | None:
+    """The event of an invitation's calendar text, None when it cannot be read.
+
+    Parsing costs a few milliseconds (vobject); the same invitation is
+    rendered again for each device of the user, each retry and each resync,
+    so the last few hundred are kept.  Callers only read the event."""
+    try:
+        return parse_ics(text)
+    except (ICalendarError, ValueError):
+        return None
 
 
 # -- the item ----------------------------------------------------------------------------
@@ -945,10 +967,7 @@ def _email_to_eas(view: MessageView, ctx: CodecContext, folder_server_id: str,
         app.append(_meeting_request(event, method, ctx))
     app.add("Email:InternetCPID", "65001")
     if v12:
-        flag = app.add("Email:Flag")
-        if ("\\flagged" in flags):
-            flag.add("Email:Status", "2")
-            flag.add("Email:FlagType", "Flag for follow up")
+        app.append(flag_element("\\flagged" in flags, view.follow_up))
         app.add("Email:ContentClass", "urn:content-classes:calendarmessage"
                 if cls.startswith("IPM.Schedule.Meeting") else "urn:content-classes:message")
         app.add("AirSyncBase:NativeBodyType", "2" if choice.html is not None else "1")

@@ -46,6 +46,8 @@ _ALIASES = {
 }
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: Either of the two above: one scan for the common, clean text.
+_UNCLEAN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 
 
 @lru_cache(maxsize=256)
@@ -75,6 +77,8 @@ def clean_text(text: str) -> str:
     a leading byte order mark)."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    if text.isascii() and text.isprintable() or not _UNCLEAN.search(text):
+        return text
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
     if _SURROGATE.search(text):
@@ -82,20 +86,24 @@ def clean_text(text: str) -> str:
     return text
 
 
-_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}"
-                            rb"|[\xf0-\xf4][\x80-\xbf]{3}")
-_HIGH = re.compile(rb"[\x80-\xff]")
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 
 
 def _mostly_utf8(data: bytes) -> bool:
     """Whether bytes that are not valid UTF-8 still are UTF-8 with a few
-    broken bytes (most 8-bit bytes form UTF-8 sequences)."""
-    sequences = _UTF8_SEQUENCE.findall(data)
-    if not sequences:
+    broken bytes (the 8-bit bytes in valid UTF-8 sequences are at least as
+    many as the stray ones).
+
+    Counted with C loops only: ``surrogateescape`` decodes every stray byte
+    to a lone surrogate, which ``encode(..., "ignore")`` then drops, so what
+    is left beyond the ASCII bytes is the bytes of valid sequences."""
+    high = len(data) - len(data.translate(None, _HIGH_BYTES))
+    ascii_count = len(data) - high
+    in_sequences = len(data.decode("utf-8", "surrogateescape").encode("utf-8", "ignore")) \
+        - ascii_count
+    if not in_sequences:
         return False
-    in_sequences = sum(len(seq) for seq in sequences)
-    stray = len(_HIGH.findall(data)) - in_sequences
-    return in_sequences >= stray
+    return in_sequences >= high - in_sequences
 
 
 def decode_text(data: bytes, charset: str | None) -> str:

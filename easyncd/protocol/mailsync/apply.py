@@ -1,8 +1,10 @@
 """The device's commands on a mail folder (MS-ASCMD Sync Commands, MS-ASEMAIL).
 
 * Change: ``Email:Read`` -> ``\\Seen``; ``Email:Flag`` -> ``\\Flagged``
-  (Status 2 sets it, 0/1 or an empty Flag clear it; the flag's dates are not
-  kept: IMAP has nowhere to put them, the device keeps its own);
+  (Status 2 sets it, 0/1 or an empty Flag clear it; a Status other than 0-2
+  gets Status 6).  The flag's dates, type, reminder... go to
+  :attr:`Applied.follow_ups` for the engine to keep in the state store
+  (:mod:`easyncd.protocol.codecs.emailflag`: IMAP has nowhere to put them);
   ``Email:Categories`` -> IMAP keywords (exactly the listed ones; characters
   IMAP atoms cannot hold become ``_``).  In Drafts (16.x) a Change with draft
   content replaces the draft (APPEND + expunge of the old one; the next Sync
@@ -21,12 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from twisted.logger import Logger
 
 from easyncd.backends.interfaces import FOLDER_DRAFTS, MailboxSnapshot, MailError
 from easyncd.protocol.codecs.email import MessageView
+from easyncd.protocol.codecs.emailflag import DeviceFlag, InvalidFlag, parse_flag
 from easyncd.protocol.mailsync.drafts import DRAFT_FLAGS, build_draft, has_draft_fields
 from easyncd.protocol.mailsync.state import StoredResponse
 from easyncd.protocol.serverids import item_id_in, item_server_id
@@ -88,8 +91,11 @@ def flag_changes(app: Element, current: frozenset[str] | None,
         (add if read == "1" else remove).add(SEEN)
     flag = app.find("Email:Flag")
     if flag is not None:
-        status = _text(flag.find("Email:Status"))
-        (add if status == "2" else remove).add(FLAGGED)
+        try:
+            flagged = parse_flag(flag).flagged
+        except InvalidFlag:
+            flagged = False
+        (add if flagged else remove).add(FLAGGED)
     categories = app.find("Email:Categories")
     if categories is not None and at_least(version, "12.0"):
         wanted = {_text(c) or "" for c in categories.findall("Email:Category")}
@@ -119,6 +125,8 @@ class Applied:
     created: dict[int, frozenset[str]] = field(default_factory=dict)
     #: ServerIds to send in Responses/Fetch.
     fetches: list[str] = field(default_factory=list)
+    #: The follow-up flags the device set (or cleared) on UIDs, to keep.
+    follow_ups: dict[int, DeviceFlag] = field(default_factory=dict)
     wrote: bool = False
 
 
@@ -128,8 +136,12 @@ class CommandApplier:
     def __init__(self, backend: Any, user: str, password: str | None, mailbox: str,
                  folder_server_id: str, folder_type: int, version: str,
                  snapshot: MailboxSnapshot | None, deletes_as_moves: bool,
-                 sender: str | None, now: float) -> None:
+                 sender: str | None, now: float,
+                 send_draft: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.backend = backend
+        #: Sends the stored draft with this UID (16.x ``Email2:Send``) and
+        #: deletes it; raises when it was not sent.
+        self.send_draft = send_draft
         self.user = user
         self.password = password
         self.mailbox = mailbox
@@ -169,6 +181,7 @@ class CommandApplier:
             applied.removed.update(deletes)
             for uid in deletes:
                 applied.flags.pop(uid, None)
+                applied.follow_ups.pop(uid, None)
             applied.wrote = True
         return applied
 
@@ -187,14 +200,28 @@ class CommandApplier:
         if self._drafts_allowed and has_draft_fields(app):
             await self._replace_draft(uid, command, applied)
             return
+        flag_element = app.find("Email:Flag")
+        device_flag: DeviceFlag | None = None
+        if flag_element is not None:
+            try:
+                device_flag = parse_flag(flag_element)
+            except InvalidFlag as exc:
+                log.info("Sync: flag of {server_id} refused: {error}",
+                         server_id=command.server_id, error=str(exc))
+                applied.responses.append(StoredResponse("Change", command.server_id,
+                                                        SyncStatus.ConversionError))
+                return
         current = applied.flags.get(uid) or self._current(uid)
         add, remove = flag_changes(app, current, self.version)
+        if device_flag is not None:
+            applied.follow_ups[uid] = device_flag
         if not add and not remove:
             return
         result = await self.backend.set_flags(self.user, self.password, self.mailbox, [uid],
                                               add=sorted(add), remove=sorted(remove))
         applied.wrote = True
         if uid not in result:
+            applied.follow_ups.pop(uid, None)
             applied.responses.append(StoredResponse("Change", command.server_id,
                                                     SyncStatus.ObjectNotFound))
             return
@@ -215,10 +242,12 @@ class CommandApplier:
             applied.responses.append(StoredResponse("Change", command.server_id,
                                                     SyncStatus.ConversionError))
             return
-        await self.backend.append(self.user, self.password, self.mailbox, message,
-                                  flags=DRAFT_FLAGS)
+        new_uid = await self.backend.append(self.user, self.password, self.mailbox, message,
+                                            flags=DRAFT_FLAGS)
         await self.backend.delete(self.user, self.password, self.mailbox, [uid], False)
         applied.wrote = True
+        if self._wants_send(command.application_data):
+            await self._send(int(new_uid), "Change", command.server_id, applied)
 
     async def _add(self, command: ClientAdd, applied: Applied) -> None:
         if not self._drafts_allowed or command.application_data is None:
@@ -235,10 +264,32 @@ class CommandApplier:
         uid = await self.backend.append(self.user, self.password, self.mailbox, message,
                                         flags=DRAFT_FLAGS)
         applied.wrote = True
+        if self._wants_send(command.application_data):
+            # Sent at once: the device is told the ServerId, then the Delete of
+            # the draft in the next answer (it is not in the snapshot).
+            applied.responses.append(StoredResponse(
+                "Add", command.client_id, SyncStatus.Success,
+                item_server_id(self.folder_server_id, str(uid))))
+            await self._send(int(uid), "Add", command.client_id, applied)
+            return
         applied.created[int(uid)] = frozenset(DRAFT_FLAGS)
         applied.responses.append(StoredResponse(
             "Add", command.client_id, SyncStatus.Success,
             item_server_id(self.folder_server_id, str(uid))))
+
+    def _wants_send(self, app: Element) -> bool:
+        """16.x ``Email2:Send``: the device wants the draft sent now."""
+        return app.find("Email2:Send") is not None and self.send_draft is not None
+
+    async def _send(self, uid: int, kind: str, item_id: str, applied: Applied) -> None:
+        assert self.send_draft is not None
+        try:
+            await self.send_draft(uid)
+        except Exception as exc:  # noqa: BLE001 - reported per item; the draft stays
+            log.info("Sync: draft {uid} not sent: {error}", uid=uid, error=repr(exc))
+            applied.responses = [r for r in applied.responses
+                                 if not (r.kind == kind and r.ref == item_id)]
+            applied.responses.append(StoredResponse(kind, item_id, SyncStatus.ServerError))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.now, timezone.utc)

@@ -2,23 +2,31 @@
 what changed in the mailbox, send one page, save the new key.
 
 Cost model (the 700 messages/s and 10 ms targets): a Sync with nothing new is
-the stored state's decode plus one ``changes()`` (one SELECT with QRESYNC)
-and writes nothing; a page is two FETCH round trips for its messages (see
-:mod:`.fetch`), never a listing of the folder (only the first Sync after key
-0 lists it, through ``changes(None)``).  New mail goes out newest first
-(highest UID first); deletes and flag changes before new mail.
+the stored state's decode (cached, :mod:`.snapshot`) plus one ``changes()``
+(NOOP + STATUS on the warm session that has the folder selected, else one
+SELECT with QRESYNC) and writes nothing; a page is two FETCH round trips for
+its messages (see :mod:`.fetch`), never a listing of the folder (only the
+first Sync after key 0 lists it, through ``changes(None)``; without CONDSTORE
+the listing that finds changes waits until the pending adds are sent).  New
+mail goes out newest first (highest UID first); deletes and flag changes
+before new mail.
 
 A retry with the previous key gets the same commands again (re-fetched, with
 the messages' current content) and the stored Responses; the device's
 commands are not run a second time.  A UIDVALIDITY change answers Status 3
-for this folder only.  Messages older than the FilterType window are not sent;
-nothing is soft-deleted as they age out.
+for this folder only (and forgets the folder's stored follow-up flags).
+Messages older than the FilterType window are not sent; those the device
+holds are SoftDeleted as they age out (checked once a day, :mod:`.aging`),
+and a FilterType changed under a non-zero key adds / SoftDeletes what the new
+window lets in / leaves out.  Follow-up flags (dates, reminder...) the
+device sets are kept in the state store (``mail_flags``) and sent back with
+the message (:mod:`easyncd.protocol.codecs.emailflag`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from easyncd.backends.interfaces import (
     MailAuthFailed,
@@ -29,6 +37,8 @@ from easyncd.backends.interfaces import (
     NoSuchMailbox,
 )
 from easyncd.protocol.codecs.base import CodecContext
+from easyncd.protocol.codecs.emailflag import STATUS_COMPLETE, flag_element, merge_completed
+from easyncd.protocol.mailsync.aging import aged_out, aging_due, refilter
 from easyncd.protocol.context import CommandContext
 from easyncd.protocol.mailsync.apply import Applied, CommandApplier, category_of, uid_of
 from easyncd.protocol.mailsync.fetch import PageFetcher
@@ -36,6 +46,7 @@ from easyncd.protocol.mailsync.state import (
     OP_ADD,
     OP_CHANGE,
     OP_DELETE,
+    OP_SOFT_DELETE,
     MailSyncState,
     StoredResponse,
 )
@@ -74,16 +85,15 @@ async def mail_folder(ctx: CommandContext, collection_id: str) -> Folder | None:
     return folder
 
 
-def change_data(flags: frozenset[str], version: str) -> Element:
-    """ApplicationData of a server Change: Read, Flag, Categories."""
+def change_data(flags: frozenset[str], version: str,
+                follow_up: Mapping[str, str] | None = None) -> Element:
+    """ApplicationData of a server Change: Read, Flag (with the follow-up
+    data kept for the message, if any), Categories."""
     low = {f.lower() for f in flags}
     app = Element(AIRSYNC + "ApplicationData")
     app.add("Email:Read", "1" if "\\seen" in low else "0")
     if at_least(version, "12.0"):
-        flag = app.add("Email:Flag")
-        if "\\flagged" in low:
-            flag.add("Email:Status", "2")
-            flag.add("Email:FlagType", "Flag for follow up")
+        app.append(flag_element("\\flagged" in low, follow_up))
     if at_least(version, "14.0"):
         categories = app.add("Email:Categories")
         for name in sorted({c for c in (category_of(f) for f in flags) if c}):
@@ -155,6 +165,8 @@ class MailCollectionSync:
         self.creq = creq
         self.folder = folder
         self.mailbox = folder.backend_id[len(MAIL_PREFIX):]
+        #: The UIDVALIDITY the follow-up flags are read under (None: unknown).
+        self._uidvalidity: int | None = None
 
     # -- entry points ---------------------------------------------------------------
 
@@ -221,7 +233,8 @@ class MailCollectionSync:
 
     async def _start_over(self) -> MailResult:
         env, creq = self.env, self.creq
-        state = MailSyncState(options=creq.options or SyncOptions(), supported=creq.supported)
+        state = MailSyncState(options=creq.options or SyncOptions(), supported=creq.supported,
+                              aged=env.now)
         await env.store.advance_sync_state(env.ctx.request.device_id, env.user,
                                            self.folder.server_id, None, 1, state.to_text())
         return _result(creq, SyncStatus.Success, "1")
@@ -252,12 +265,69 @@ class MailCollectionSync:
                             truncation=options.truncation, supported=supported, now=env.now,
                             user_address=user if "@" in user else None)
         return PageFetcher(env.backend, user, env.password, self.mailbox,
-                           self.folder.server_id, cctx, options)
+                           self.folder.server_id, cctx, options, self._follow_up_loader())
+
+    def _follow_up_loader(self) -> Any:
+        """Reads the stored follow-up flags of a page (12.0+: 2.5 has no Flag)."""
+        uidvalidity = self._uidvalidity
+        if uidvalidity is None or not at_least(self.env.version, "12.0"):
+            return None
+        env, mailbox = self.env, self.mailbox
+
+        def load(uids: Sequence[int]) -> Any:
+            return env.store.get_mail_flags(env.user, mailbox, uidvalidity, list(uids))
+
+        return load
+
+    async def _follow_ups(self, uids: Sequence[int]) -> Mapping[int, Mapping[str, str]]:
+        loader = self._follow_up_loader()
+        if loader is None or not uids:
+            return {}
+        found: Mapping[int, Mapping[str, str]] = await loader(uids)
+        return found
+
+    async def _keep_follow_ups(self, applied: Applied, mail: MailState | None) -> None:
+        """Store the follow-up flags the device set or cleared; forget those of
+        the messages it deleted."""
+        if mail is None or not (applied.follow_ups or applied.removed):
+            return
+        env = self.env
+        uidvalidity = mail.point.uidvalidity
+        completed = [uid for uid, flag in applied.follow_ups.items()
+                     if flag.status == STATUS_COMPLETE]
+        previous: Mapping[int, Mapping[str, str]] = {}
+        if completed:
+            previous = await env.store.get_mail_flags(env.user, self.mailbox, uidvalidity,
+                                                      completed)
+        updates: dict[int, Mapping[str, str] | None] = {uid: None for uid in applied.removed}
+        for uid, flag in applied.follow_ups.items():
+            data = flag.data
+            if data is not None and flag.status == STATUS_COMPLETE:
+                data = merge_completed(data, previous.get(uid))
+            updates[uid] = data
+        await env.store.set_mail_flags(env.user, self.mailbox, uidvalidity, updates)
+
+    def _draft_sender(self) -> Callable[[int], Awaitable[None]] | None:
+        """How a 16.x draft is sent (``Email2:Send``): like SendMail, with a copy
+        in Sent; None without an SMTP service."""
+        ctx = self.env.ctx
+        if "smtp" not in ctx.services:
+            return None
+        mailbox = self.mailbox
+
+        async def send(uid: int) -> None:
+            # commands.sendmail sits above the Sync engine: imported when used.
+            from easyncd.protocol.commands.sendmail import send_stored_message
+
+            await send_stored_message(ctx, mailbox, uid)
+
+        return send
 
     async def _incremental(self, key: int, state: MailSyncState, budget: int) -> MailResult:
         env, creq = self.env, self.creq
         options = creq.options or state.options
         mail = state.mail
+        self._uidvalidity = mail.point.uidvalidity if mail is not None else None
         applied = Applied()
         if creq.commands:
             applied = await CommandApplier(
@@ -266,25 +336,51 @@ class MailCollectionSync:
                 mail.snapshot if mail is not None else None,
                 creq.deletes_as_moves is not False,
                 env.user if "@" in env.user else None, env.now,
+                send_draft=self._draft_sender(),
             ).apply(creq.commands)
             if mail is not None:
                 mail = MailState(mail.point, mail.snapshot.updated(
                     {**applied.flags, **applied.created}, applied.removed))
+            await self._keep_follow_ups(applied, mail)
         adds = [u for u in state.adds if u not in applied.removed]
         chg = set(state.changes) - applied.removed
         dels = list(state.deletes)
+        soft = list(state.soft)
+        aged = state.aged
         point = mail.point if mail is not None else None
         if creq.wants_changes():
-            changes = await env.backend.changes(env.user, env.password, self.mailbox, mail,
-                                                window_start(options.filter_type, env.now))
-            if changes.reset and mail is not None:
-                env.ctx.log.info("Sync: UIDVALIDITY of {mailbox} changed for {user}",
-                                 mailbox=self.mailbox, user=env.user)
-                return _result(creq, SyncStatus.InvalidSyncKey, "0")
-            adds, chg, dels = _merge(state.evolve(adds=tuple(adds), changes=frozenset(chg)),
-                                     changes)
-            mail = changes.state
-            point = mail.point
+            start = window_start(options.filter_type, env.now)
+            listed = False
+            if mail is not None and options.filter_type != state.options.filter_type:
+                # The device changed its FilterType without starting over.
+                refiltered = await refilter(env.backend, env.user, env.password, self.mailbox,
+                                            mail, adds, chg, start)
+                if refiltered is None:
+                    return await self._uidvalidity_changed(creq)
+                mail = refiltered.mail
+                adds, chg = refiltered.adds, refiltered.changes
+                soft += [u for u in refiltered.soft if u not in soft]
+                aged, listed = env.now, True
+            elif mail is not None and start is not None and aging_due(aged, env.now):
+                pending = set(adds)
+                old = await aged_out(env.backend, env.user, env.password, self.mailbox,
+                                     (u for u in mail.snapshot.uids() if u not in pending),
+                                     start)
+                if old:
+                    mail = MailState(mail.point, mail.snapshot.updated(removed=old))
+                    chg -= old
+                    soft += sorted(old - set(soft), reverse=True)
+                aged = env.now
+            if not listed and not _listing_can_wait(mail, adds):
+                changes = await env.backend.changes(env.user, env.password, self.mailbox, mail,
+                                                    start)
+                if changes.reset and mail is not None:
+                    return await self._uidvalidity_changed(creq, changes.state.point.uidvalidity)
+                adds, chg, dels = _merge(state.evolve(adds=tuple(adds), changes=frozenset(chg)),
+                                         changes)
+                mail = changes.state
+            point = mail.point if mail is not None else None
+            self._uidvalidity = point.uidvalidity if point is not None else None
         commands: list[OutgoingCommand] = []
         sent: list[tuple[str, int]] = []
         folder_id = self.folder.server_id
@@ -293,14 +389,23 @@ class MailCollectionSync:
             sent.append((OP_DELETE, uid))
         dels = dels[budget:]
         room = budget - len(commands)
+        if room > 0 and soft:
+            soft_op = OP_SOFT_DELETE if at_least(env.version, "12.0") else OP_DELETE
+            for uid in soft[:room]:
+                commands.append(OutgoingCommand(soft_op, item_server_id(folder_id, str(uid))))
+                sent.append((soft_op, uid))
+            soft = soft[room:]
+        room = budget - len(commands)
         if room > 0 and chg and mail is not None:
             ordered = sorted(chg, reverse=True)
+            follow_ups = await self._follow_ups(ordered[:room])
             for uid in ordered[:room]:
                 flags = mail.snapshot.flags_of(uid)
                 if flags is None:
                     continue
                 commands.append(OutgoingCommand(OP_CHANGE, item_server_id(folder_id, str(uid)),
-                                                change_data(flags, env.version)))
+                                                change_data(flags, env.version,
+                                                            follow_ups.get(uid))))
                 sent.append((OP_CHANGE, uid))
             chg = set(ordered[room:])
         room = budget - len(commands)
@@ -323,25 +428,30 @@ class MailCollectionSync:
             if mail is not None and (flag_updates or gone):
                 mail = MailState(mail.point, mail.snapshot.updated(flag_updates, gone))
         fetch_responses = await self._fetch_responses(applied.fetches, options, state.supported)
-        more = bool(adds or chg or dels) and creq.wants_changes()
+        more = bool(adds or chg or dels or soft) and creq.wants_changes()
         if not (commands or creq.commands):
-            if mail is not None and (state.mail is None or mail.point != state.mail.point):
+            if mail is not None and (state.mail is None or mail.point != state.mail.point
+                                     or aged != state.aged or options != state.options):
                 # Nothing for the device, but the mailbox moved on (mail outside
-                # the window, a message gone before it was sent...) or this is the
-                # first point of a folder that was empty: keep the new
-                # point under the same key so Ping does not see news forever.
-                # The device sent this key, so it has the answer that made it:
-                # the previous key is not needed for a retry any more.
+                # the window, a message gone before it was sent...), this is the
+                # first point of a folder that was empty, the window was
+                # checked or the Options changed: keep that under the same key
+                # so Ping does not see news forever (and the daily check is
+                # not repeated).  The device sent this key, so it has the
+                # answer that made it: the previous key is not needed for a
+                # retry any more.
                 await env.store.advance_sync_state(
                     env.ctx.request.device_id, env.user, folder_id, key, key,
                     state.evolve(mail=mail, adds=tuple(adds), changes=frozenset(chg),
-                                 deletes=tuple(dels)).to_text())
+                                 deletes=tuple(dels), soft=tuple(soft), aged=aged,
+                                 options=options).to_text())
             result = _result(creq, SyncStatus.Success, str(key), more_available=more,
                              reportable=more)
             result.point = point
             return result
         new_state = MailSyncState(
             mail=mail, adds=tuple(adds), changes=frozenset(chg), deletes=tuple(dels),
+            soft=tuple(soft), aged=aged,
             sent=tuple(sent), responses=tuple(applied.responses) + tuple(
                 StoredResponse("Fetch", sid, status) for sid, status, _ in fetch_responses),
             options=options, supported=state.supported,
@@ -354,22 +464,35 @@ class MailCollectionSync:
         result.point = point
         return result
 
+    async def _uidvalidity_changed(self, creq: CollectionRequest,
+                                   uidvalidity: int | None = None) -> MailResult:
+        """The folder's UIDs mean nothing any more: the device starts over, the
+        follow-up flags kept for the old UIDs go."""
+        env = self.env
+        env.ctx.log.info("Sync: UIDVALIDITY of {mailbox} changed for {user}",
+                         mailbox=self.mailbox, user=env.user)
+        await env.store.drop_mail_flags(env.user, self.mailbox, uidvalidity)
+        return _result(creq, SyncStatus.InvalidSyncKey, "0")
+
     async def _retry(self, key: int, state: MailSyncState) -> MailResult:
         """The device sent the previous key: the answer was lost; send it again."""
         options = self.creq.options or state.options
         folder_id = self.folder.server_id
+        self._uidvalidity = state.mail.point.uidvalidity if state.mail is not None else None
         wanted = [uid for op, uid in state.sent if op == OP_ADD]
         page = await self._fetcher(options, state.supported).fetch(wanted) if wanted else None
+        follow_ups = await self._follow_ups([uid for op, uid in state.sent if op == OP_CHANGE])
         commands: list[OutgoingCommand] = []
         for op, uid in state.sent:
             server_id = item_server_id(folder_id, str(uid))
-            if op == OP_DELETE:
-                commands.append(OutgoingCommand(OP_DELETE, server_id))
+            if op in (OP_DELETE, OP_SOFT_DELETE):
+                commands.append(OutgoingCommand(op, server_id))
             elif op == OP_CHANGE:
                 flags = state.mail.snapshot.flags_of(uid) if state.mail is not None else None
                 if flags is not None:
                     commands.append(OutgoingCommand(OP_CHANGE, server_id,
-                                                    change_data(flags, self.env.version)))
+                                                    change_data(flags, self.env.version,
+                                                                follow_ups.get(uid))))
             elif page is not None and uid in page.rendered:
                 commands.append(OutgoingCommand(OP_ADD, server_id, page.rendered[uid]))
         fetches = [r.ref for r in state.responses if r.kind == "Fetch"]
@@ -411,6 +534,18 @@ class MailCollectionSync:
         for sid, status, data in fetches:
             elements.append(response_element(StoredResponse("Fetch", sid, status), data))
         return elements
+
+
+def _listing_can_wait(mail: MailState | None, adds: Sequence[int]) -> bool:
+    """Whether to page on through pending adds without looking for changes.
+
+    Without CONDSTORE (no HIGHESTMODSEQ in the point) a change check lists the
+    whole folder (``UID FETCH 1:* (FLAGS)``): per page of an initial Sync that
+    would cost the folder size each time.  While adds are pending the check
+    waits until they are sent; the snapshot kept is compared then, so nothing
+    that changes meanwhile is lost (messages gone before their page are
+    dropped by the page fetch)."""
+    return bool(adds) and mail is not None and mail.point.highestmodseq is None
 
 
 def _merge(state: MailSyncState, changes: Any) -> tuple[list[int], set[int], list[int]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from twisted.logger import Logger
 
@@ -51,6 +51,11 @@ class Page:
     failed: set[int] = field(default_factory=set)
 
 
+#: Loads the follow-up flag data easyncd keeps for some UIDs (see
+#: :mod:`easyncd.protocol.codecs.emailflag`).
+FollowUpLoader = Callable[[Sequence[int]], Awaitable[Mapping[int, Mapping[str, str]]]]
+
+
 def _item(section: str, limit: int | None) -> str:
     if limit is None:
         return f"BODY.PEEK[{section}]"
@@ -75,8 +80,10 @@ class PageFetcher:
     """Fetches and renders pages of one folder for one request."""
 
     def __init__(self, backend: Any, user: str, password: str | None, mailbox: str,
-                 folder_server_id: str, cctx: CodecContext, options: SyncOptions) -> None:
+                 folder_server_id: str, cctx: CodecContext, options: SyncOptions,
+                 follow_ups: FollowUpLoader | None = None) -> None:
         self.backend = backend
+        self.follow_ups = follow_ups
         self.user = user
         self.password = password
         self.mailbox = mailbox
@@ -98,6 +105,9 @@ class PageFetcher:
         heads = await self.backend.fetch_messages(self.user, self.password, self.mailbox,
                                                   list(uids), list(HEAD_ITEMS))
         views: dict[int, MessageView] = {}
+        stored: Mapping[int, Mapping[str, str]] = {}
+        if self.follow_ups is not None and heads:
+            stored = await self.follow_ups([m.uid for m in heads])
         groups: dict[tuple[str, ...], tuple[list[int], dict[str, int | None]]] = {}
         for message in heads:
             uid = message.uid
@@ -109,7 +119,8 @@ class PageFetcher:
             structure = _structure(message)
             views[uid] = MessageView(
                 uid=uid, flags=flags, internaldate=message.internaldate, size=message.size,
-                headers=message.sections.get("HEADER", b""), structure=structure)
+                headers=message.sections.get("HEADER", b""), structure=structure,
+                follow_up=stored.get(uid))
             try:
                 plan = self._plan(structure)
             except Exception as exc:  # noqa: BLE001
@@ -148,7 +159,7 @@ class PageFetcher:
                 view = MessageView(uid=view.uid, flags=view.flags,
                                    internaldate=view.internaldate, size=view.size,
                                    headers=view.headers, structure=view.structure,
-                                   sections=bodies[uid])
+                                   sections=bodies[uid], follow_up=view.follow_up)
             element, ok = self.render(view)
             page.rendered[uid] = element
             if not ok:

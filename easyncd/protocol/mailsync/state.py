@@ -1,12 +1,18 @@
 """What is saved under each mail folder's SyncKey (JSON text in the state store).
 
-* ``mail``     -- :class:`~easyncd.backends.interfaces.MailState` bytes (base64):
+* ``mail``     -- :class:`~easyncd.backends.interfaces.MailState` bytes (base64,
+  :func:`~easyncd.protocol.mailsync.snapshot.encode_mail`):
   the folder point and the snapshot of what the device knows *or has pending*
   (``changes()`` puts every UID it reports as added in its new state);
 * ``adds``     -- UIDs reported as added but not sent yet (MoreAvailable
   remainder), as descending ``[high, low]`` runs (a 10,000-message initial
   sync takes a few bytes);
 * ``chg`` / ``dels`` -- UIDs whose flag change / removal is still to send;
+* ``soft`` -- UIDs to SoftDelete still (they fell out of the FilterType
+  window: by age, or because the device narrowed the window); they are no
+  longer in the snapshot;
+* ``aged`` -- when (POSIX time) the held messages were last checked against
+  the moving FilterType window (see :mod:`.aging`);
 * ``sent``     -- the commands the answer that produced this key carried, as
   ``[op, uid]`` (a retry with the previous key gets them again);
 * ``resp``     -- the Responses of that answer (a retry gets the same ones and
@@ -20,11 +26,15 @@ folder (``changes(None)``).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import struct
+import zlib
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from easyncd.backends.interfaces import MailState
+from easyncd.protocol.mailsync.snapshot import decode_mail, encode_mail
 from easyncd.protocol.sync.request import SyncOptions
 
 VERSION = "mail1"
@@ -32,6 +42,7 @@ VERSION = "mail1"
 OP_ADD = "add"
 OP_CHANGE = "change"
 OP_DELETE = "delete"
+OP_SOFT_DELETE = "softdelete"
 
 #: One answer's command, or one stored response: (kind, uid / id, status, server id).
 SentOp = tuple[str, int]
@@ -85,6 +96,8 @@ class MailSyncState:
     adds: tuple[int, ...] = ()
     changes: frozenset[int] = frozenset()
     deletes: tuple[int, ...] = ()
+    soft: tuple[int, ...] = ()
+    aged: float | None = None
     sent: tuple[SentOp, ...] = ()
     responses: tuple[StoredResponse, ...] = ()
     options: SyncOptions = SyncOptions()
@@ -93,19 +106,23 @@ class MailSyncState:
     @property
     def has_pending(self) -> bool:
         """Whether something is still to be sent (MoreAvailable)."""
-        return bool(self.adds or self.changes or self.deletes)
+        return bool(self.adds or self.changes or self.deletes or self.soft)
 
     def to_text(self) -> str:
         """The JSON text to store."""
         data: dict[str, Any] = {"v": VERSION}
         if self.mail is not None:
-            data["mail"] = base64.b64encode(self.mail.to_bytes()).decode("ascii")
+            data["mail"] = base64.b64encode(encode_mail(self.mail)).decode("ascii")
         if self.adds:
             data["adds"] = compress_uids(self.adds)
         if self.changes:
             data["chg"] = sorted(self.changes)
         if self.deletes:
             data["dels"] = list(self.deletes)
+        if self.soft:
+            data["soft"] = compress_uids(self.soft)
+        if self.aged is not None:
+            data["aged"] = self.aged
         if self.sent:
             data["sent"] = [list(op) for op in self.sent]
         if self.responses:
@@ -127,16 +144,19 @@ class MailSyncState:
             mail = data.get("mail")
             supported = data.get("supported")
             return cls(
-                mail=MailState.from_bytes(base64.b64decode(mail)) if mail else None,
+                mail=decode_mail(base64.b64decode(mail)) if mail else None,
                 adds=tuple(expand_uids(data.get("adds", ()))),
                 changes=frozenset(int(u) for u in data.get("chg", ())),
                 deletes=tuple(int(u) for u in data.get("dels", ())),
+                soft=tuple(expand_uids(data.get("soft", ()))),
+                aged=float(data["aged"]) if data.get("aged") is not None else None,
                 sent=tuple((str(op), int(uid)) for op, uid in data.get("sent", ())),
                 responses=tuple(StoredResponse.from_json(r) for r in data.get("resp", ())),
                 options=SyncOptions.from_json(data.get("options") or {}),
                 supported=frozenset(supported) if supported is not None else None,
             )
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError, binascii.Error, struct.error,
+                zlib.error):
             return None
 
     def evolve(self, **changes: Any) -> MailSyncState:
@@ -144,5 +164,6 @@ class MailSyncState:
         return replace(self, **changes)
 
 
-__all__ = ["MailSyncState", "OP_ADD", "OP_CHANGE", "OP_DELETE", "StoredResponse",
+__all__ = ["MailSyncState", "OP_ADD", "OP_CHANGE", "OP_DELETE", "OP_SOFT_DELETE",
+           "StoredResponse",
            "compress_uids", "expand_uids"]
