@@ -35,7 +35,6 @@ next FolderSync).
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -146,13 +145,6 @@ def shown_mailboxes(mailboxes: Sequence[MailFolder]) -> list[MailFolder]:
     shown = [m for m in mailboxes if m.name in keep]
     # Stable: INBOX first, then the backend's order, parents before children.
     return sorted(shown, key=depth)
-
-
-def _store_accepts_backend_id(store: Any) -> bool:
-    try:
-        return "backend_id" in inspect.signature(store.update_folder).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 async def reconcile_mail_folders(
@@ -387,33 +379,21 @@ async def _rebind(ctx: Any, mail: Any, folder: Folder, renamed: MailFolder,
     before = await _revision(store, user)
     new_backend = mail_backend_id(renamed.name)
     try:
-        if _store_accepts_backend_id(store):
-            updated = await store.update_folder(user, folder.server_id, renamed.display_name,
-                                                new_parent_id, backend_id=new_backend)
-            own = _own(before, await _revision(store, user))
-            # The sub-folders' mailboxes were renamed with it.
-            old_prefix = mail_backend_id(old_mailbox)
-            for child in await store.list_folders(user):
-                below = old_prefix + (renamed.delimiter or "/")
-                if child.server_id != folder.server_id and child.backend_id.startswith(below):
-                    await store.update_folder(
-                        user, child.server_id, child.display_name, child.parent_id,
-                        backend_id=new_backend + child.backend_id[len(old_prefix):])
-            return MailFolderResult(STATUS_SUCCESS, updated, own)
         updated = await store.update_folder(user, folder.server_id, renamed.display_name,
-                                            new_parent_id)
+                                            new_parent_id, backend_id=new_backend)
         own = _own(before, await _revision(store, user))
+        # The sub-folders' mailboxes were renamed with it: their ids stay too.
+        old_prefix = mail_backend_id(old_mailbox)
+        below = old_prefix + (renamed.delimiter or "/")
+        for child in await store.list_folders(user):
+            if child.server_id != folder.server_id and child.backend_id.startswith(below):
+                await store.update_folder(
+                    user, child.server_id, child.display_name, child.parent_id,
+                    backend_id=new_backend + child.backend_id[len(old_prefix):])
     except FolderExists:
         return MailFolderResult(STATUS_EXISTS)
     except NoSuchFolder:
         return MailFolderResult(STATUS_NO_SUCH_FOLDER)
-    # The store cannot follow the new mailbox name: replace the folder now,
-    # the next FolderSync tells the device (Delete + Add).
-    try:
-        await reconcile_mail_folders(store, mail, user, ctx.password or "", ctx.log)
-    except MailError as exc:
-        ctx.log.warn("FolderUpdate: folders of {user} not refreshed: {error}", user=user,
-                     error=str(exc))
     return MailFolderResult(STATUS_SUCCESS, updated, own)
 
 

@@ -181,11 +181,13 @@ class SQLStateStore(ABC):
         )
 
     def update_folder(
-        self, user: str, server_id: str, display_name: str | None, parent_id: str | None
+        self, user: str, server_id: str, display_name: str | None, parent_id: str | None,
+        backend_id: str | None = None,
     ) -> "Deferred[Folder]":
-        """Rename and/or move a folder."""
+        """Rename and/or move a folder (``backend_id``: its backend's new name)."""
         return self.run_program(
-            "update_folder", programs.update_folder(user, server_id, display_name, parent_id)
+            "update_folder",
+            programs.update_folder(user, server_id, display_name, parent_id, backend_id),
         )
 
     def delete_folder(self, user: str, server_id: str) -> "Deferred[None]":

@@ -244,8 +244,10 @@ class IStateStore(Interface):
         """Deferred[Folder] with a new stable server id; FolderExists if a live
         sibling has that name; NoSuchFolder if parent_id is neither "0" nor live."""
 
-    def update_folder(user, server_id, display_name, parent_id):  # type: ignore[misc,no-untyped-def]
-        """Rename and/or move a folder.  Deferred[Folder]; NoSuchFolder, FolderExists."""
+    def update_folder(user, server_id, display_name, parent_id, backend_id=None):  # type: ignore[misc,no-untyped-def]
+        """Rename and/or move a folder (None keeps a value); ``backend_id`` follows
+        a backend rename (an IMAP mailbox's new name) so the server id stays.
+        Deferred[Folder]; NoSuchFolder, FolderExists."""
 
     def delete_folder(user, server_id):  # type: ignore[misc,no-untyped-def]
         """Delete a folder and its sub-folders.  Deferred[None]; NoSuchFolder."""

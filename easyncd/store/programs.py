@@ -379,7 +379,8 @@ def add_folder(
 
 
 def update_folder(
-    user: str, server_id: str, display_name: str | None, parent_id: str | None
+    user: str, server_id: str, display_name: str | None, parent_id: str | None,
+    backend_id: str | None = None,
 ) -> Program[Folder]:
     """Rename and/or move a folder (None keeps the current value)."""
     revision = yield from _bump_revision(user)
@@ -400,8 +401,10 @@ def update_folder(
             parent_rows = yield Query(sql.SELECT_LIVE_FOLDER, (user, ancestor))
             ancestor = parent_rows[0][2]
     yield from _check_name_free(user, new_parent, new_name, except_id=server_id)
-    yield Execute(sql.UPDATE_FOLDER, (new_name, new_parent, revision, user, server_id))
-    return Folder(user, server_id, new_parent, new_name, folder.folder_type, folder.backend_id)
+    new_backend = folder.backend_id if backend_id is None else backend_id
+    yield Execute(sql.UPDATE_FOLDER, (new_name, new_parent, new_backend, revision, user,
+                                      server_id))
+    return Folder(user, server_id, new_parent, new_name, folder.folder_type, new_backend)
 
 
 def delete_folder(user: str, server_id: str) -> Program[None]:

@@ -184,7 +184,7 @@ INSERT_FOLDER = (
     f"INSERT INTO folders ({FOLDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"
 )
 UPDATE_FOLDER = (
-    "UPDATE folders SET display_name = ?, parent_id = ?, changed_rev = ?"
+    "UPDATE folders SET display_name = ?, parent_id = ?, backend_id = ?, changed_rev = ?"
     " WHERE username = ? AND server_id = ?"
 )
 MARK_FOLDER_DELETED = (

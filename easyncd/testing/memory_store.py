@@ -415,7 +415,8 @@ class MemoryStateStore:
         )
 
     def update_folder(
-        self, user: str, server_id: str, display_name: str | None, parent_id: str | None
+        self, user: str, server_id: str, display_name: str | None, parent_id: str | None,
+        backend_id: str | None = None,
     ) -> "Deferred[Folder]":
         """Rename and/or move a folder (None keeps the current value)."""
 
@@ -437,7 +438,9 @@ class MemoryStateStore:
                         )
                     ancestor = data.folders[(user, ancestor)].folder.parent_id
             self._check_name_free(data, user, parent, name, except_id=server_id)
-            row.folder = replace(row.folder, display_name=name, parent_id=parent)
+            row.folder = replace(row.folder, display_name=name, parent_id=parent,
+                                 backend_id=row.folder.backend_id if backend_id is None
+                                 else backend_id)
             row.changed_rev = revision
             return row.folder
 

@@ -3,7 +3,7 @@ FolderSync / FolderCreate / FolderUpdate / FolderDelete on mail folders,
 against a fake mail backend (:class:`FakeMailBackend`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -472,49 +472,7 @@ class MailFolderCommandTests(SynchronousTestCase):
             DisplayName="Cal", Type="13"))
         self.assertEqual(text(response, "Status"), "6")
 
-    def test_rename_without_backend_id_support_replaces_folder(self) -> None:
-        ids = self.ids()
-        response = self.run_command(FolderUpdateCommand(), request(
-            "FolderUpdate", SyncKey=self.key, ServerId=ids["imap:Work"], ParentId="0",
-            DisplayName="Job"))
-        self.assertEqual(text(response, "Status"), "1")
-        sync = self.changes(self.sync(text(response, "SyncKey") or ""))
-        self.assertIn(("Delete", ids["imap:Work"]), sync)
-        self.assertEqual(sorted(c[3] for c in sync if c[0] == "Add"), ["Job", "Projects"])
-
-
-class BackendIdStore(MemoryStateStore):
-    """A memory store whose update_folder also changes the backend id."""
-
-    def update_folder(self, user: str, server_id: str, display_name: str | None,
-                      parent_id: str | None, backend_id: str | None = None) -> "Deferred[Folder]":
-        done = super().update_folder(user, server_id, display_name, parent_id)
-
-        def patch(folder: Folder) -> Folder:
-            if backend_id is None:
-                return folder
-            row = self._live(self._data, user, server_id)
-            assert row is not None
-            row.folder = replace(row.folder, backend_id=backend_id)
-            return row.folder
-
-        return done.addCallback(patch)
-
-
-class RebindTests(MailFolderCommandTests):
-    """The same, with a store that can change a folder's backend id: a
-    device rename keeps the server ids."""
-
-    def setUp(self) -> None:
-        self.store = BackendIdStore()
-        self.clock = make_clock()
-        self.mail = FakeMailBackend()
-        self.mail.mailboxes |= {"Work", "Work/Projects"}
-        self.groupware = MemoryGroupwareBackend(clock=self.clock)
-        self.services = {"mail": self.mail, "groupware": self.groupware}
-        self.key = text(self.sync("0"), "SyncKey") or ""
-
-    def test_rename_without_backend_id_support_replaces_folder(self) -> None:
+    def test_rename_keeps_server_ids(self) -> None:
         ids = self.ids()
         response = self.run_command(FolderUpdateCommand(), request(
             "FolderUpdate", SyncKey=self.key, ServerId=ids["imap:Work"], ParentId="0",

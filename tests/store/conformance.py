@@ -466,6 +466,13 @@ class StateStoreConformanceMixin(_Base):
         yield store.update_folder("alice", both.server_id, "Top", "0")
         revision = yield store.folder_revision("alice")
         self.assertEqual(revision, 7)
+        # A backend rename (an IMAP mailbox's new name) keeps the server id.
+        rebound = yield store.update_folder("alice", both.server_id, None, None,
+                                            backend_id="imap:Top")
+        self.assertEqual((rebound.server_id, rebound.backend_id), (both.server_id, "imap:Top"))
+        self.assertEqual((yield store.get_folder("alice", both.server_id)), rebound)
+        revision = yield store.folder_revision("alice")
+        self.assertEqual(revision, 8)
         yield self.assertFailure(
             store.update_folder("alice", both.server_id, "Home", None), FolderExists)
         yield self.assertFailure(
