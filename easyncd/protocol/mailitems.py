@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gc
 import hashlib
 import inspect
 import re
@@ -97,8 +96,6 @@ MAIL_PREFIX = "imap:"
 MULTIPART_TYPE = "application/vnd.ms-sync.multipart"
 #: Octets asked of the IMAP server per round trip when streaming a part.
 CHUNK_SIZE = 1 << 20
-#: Octets streamed between two runs of the cycle collector (see stream_attachment).
-COLLECT_EVERY = 2 * CHUNK_SIZE
 #: Encodings whose octets are the content as they are.
 _IDENTITY = frozenset({"", "7bit", "8bit", "binary"})
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
@@ -380,7 +377,6 @@ async def stream_attachment(ctx: CommandContext, source: AttachmentSource,
     decoder = TransferDecoder(source.encoding)
     position = 0
     written = 0
-    uncollected = 0
     wanted = source.length
 
     async def emit(data: bytes) -> None:
@@ -397,16 +393,7 @@ async def stream_attachment(ctx: CommandContext, source: AttachmentSource,
 
     def sink(chunk: bytes) -> Deferred[None]:
         async def run() -> None:
-            nonlocal uncollected
             await emit(decoder.feed(chunk))
-            # The IMAP client's finished commands are reference cycles (a
-            # bound method kept on the command) that hold their literals until
-            # the cycle collector runs, which large byte strings do not
-            # trigger: collect every few MB, or a big attachment piles up.
-            uncollected += len(chunk)
-            if uncollected >= COLLECT_EVERY:
-                uncollected = 0
-                gc.collect()
             if written >= wanted:
                 raise _Enough()
         return Deferred.fromCoroutine(run())
