@@ -223,3 +223,24 @@ def folder_sync(key: str = "0") -> Element:
     request = Element("FolderHierarchy:FolderSync")
     request.add("FolderHierarchy:SyncKey", key)
     return request
+
+
+def mail_options(dovecot: Any, *, smtp_port: int | None = None, domain: str | None = None,
+                 **extra: str) -> dict[str, str]:
+    """Daemon options serving mail from a test Dovecot (``DovecotServer``):
+    IMAP with STARTTLS against its CA, passwords checked by IMAP LOGIN, and,
+    with ``smtp_port``, sending through that submission port as the user.
+    ``extra`` adds or overrides options: ``mail_options(d, **{"policy.mode": "none"})``."""
+    imap = {"host": "localhost", "port": str(dovecot.imap_port), "tls": "starttls",
+            "ca_file": dovecot.ca_file}
+    options = {f"imap.{key}": value for key, value in imap.items()}
+    options.update({f"auth.imap_{key}": value for key, value in imap.items()})
+    options.update({"imap.enabled": "yes", "auth.checkers": "imap"})
+    if domain:
+        options["auth.default_domain"] = domain
+    if smtp_port is not None:
+        options.update({"smtp.host": "localhost", "smtp.port": str(smtp_port),
+                        "smtp.tls": "starttls", "smtp.ca_file": dovecot.ca_file,
+                        "smtp.auth": "user"})
+    options.update(extra)
+    return options

@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from easyncd.testing.daemon import Daemon, folder_sync, provision, wbxml_of
+from easyncd.testing.daemon import Daemon, mail_options, folder_sync, provision, wbxml_of
 from easyncd.testing.dovecot import DovecotServer
 from easyncd.wbxml import Element
 from tests.integration.test_daemon import assert_stopped_cleanly
@@ -58,12 +58,7 @@ class MailFolderTests(TestCase):
         self.addCleanup(self.dovecot.stop)
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
-        imap = {"host": "localhost", "port": str(self.dovecot.imap_port), "tls": "starttls",
-                "ca_file": self.dovecot.ca_file}
-        options = {f"imap.{key}": value for key, value in imap.items()}
-        options.update({f"auth.imap_{key}": value for key, value in imap.items()})
-        options.update({"imap.enabled": "yes", "auth.checkers": "imap"})
-        self.daemon = Daemon(tmp.name, options=options)
+        self.daemon = Daemon(tmp.name, options=mail_options(self.dovecot))
         self.daemon.start()
         self.addCleanup(assert_stopped_cleanly, self, self.daemon)
         self.policy_key = provision(self.daemon, password=PASSWORD)

@@ -25,7 +25,7 @@ import requests
 from twisted.trial.unittest import TestCase
 
 from easyncd.backends.imap.connect import connect_imap
-from easyncd.testing.daemon import Daemon, folder_sync, wbxml_of
+from easyncd.testing.daemon import Daemon, mail_options, folder_sync, wbxml_of
 from easyncd.testing.dovecot import DovecotServer
 from easyncd.wbxml import Element, decode, encode
 
@@ -69,13 +69,8 @@ class _Environment:
         self.dovecot.start()
         self.directory = tempfile.mkdtemp(prefix="easyncd-items-")
         d = self.dovecot
-        self.daemon = Daemon(self.directory, options={
-            "imap.enabled": "yes", "imap.host": "localhost", "imap.port": str(d.imap_port),
-            "imap.tls": "starttls", "imap.ca_file": d.ca_file,
-            "auth.checkers": "imap", "auth.imap_host": "localhost",
-            "auth.imap_port": str(d.imap_port), "auth.imap_tls": "starttls",
-            "auth.imap_ca_file": d.ca_file, "policy.mode": "none",
-        })
+        self.daemon = Daemon(self.directory, options=mail_options(
+            d, **{"policy.mode": "none"}))
         self.payload = random.Random(5).randbytes(150_000)
         self.uid: int | None = None
         try:

@@ -31,7 +31,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from easyncd.testing.daemon import Daemon
+from easyncd.testing.daemon import Daemon, mail_options
 from easyncd.testing.smtpserver import MailServers, wait_for_inbox
 from tests.integration.test_mail_folders import MAILBOXES
 
@@ -59,15 +59,7 @@ class _Environment:
         self.servers.start()
         self.directory = tempfile.mkdtemp(prefix="easyncd-pyas-")
         s = self.servers
-        imap = {"host": "localhost", "port": str(s.dovecot.imap_port), "tls": "starttls",
-                "ca_file": s.ca_file}
-        options = {f"imap.{key}": value for key, value in imap.items()}
-        options.update({f"auth.imap_{key}": value for key, value in imap.items()})
-        options.update({
-            "imap.enabled": "yes", "auth.checkers": "imap", "auth.default_domain": s.domain,
-            "smtp.host": "localhost", "smtp.port": str(s.submission_port),
-            "smtp.tls": "starttls", "smtp.ca_file": s.ca_file, "smtp.auth": "user",
-        })
+        options = mail_options(s.dovecot, smtp_port=s.submission_port, domain=s.domain)
         self.daemon = Daemon(self.directory, options=options)
         try:
             self.daemon.start()

@@ -20,7 +20,7 @@ from twisted.trial.unittest import TestCase
 from easyncd.backends.imap.client import IMAPError
 from easyncd.backends.imap.connect import connect_imap
 from easyncd.store import open_store
-from easyncd.testing.daemon import Daemon, folder_sync, wbxml_of
+from easyncd.testing.daemon import Daemon, mail_options, folder_sync, wbxml_of
 from easyncd.testing.smtpserver import MailServers, wait_for_inbox
 from easyncd.wbxml import Element
 
@@ -68,17 +68,9 @@ class _Environment:
         self.directory = tempfile.mkdtemp(prefix="easyncd-send-")
         self.database = f"sqlite:///{self.directory}/state.db"
         s = self.servers
-        self.daemon = Daemon(self.directory, database=self.database, options={
-            "imap.enabled": "yes", "imap.host": "localhost",
-            "imap.port": str(s.dovecot.imap_port), "imap.tls": "starttls",
-            "imap.ca_file": s.ca_file,
-            "auth.checkers": "imap", "auth.imap_host": "localhost",
-            "auth.imap_port": str(s.dovecot.imap_port), "auth.imap_tls": "starttls",
-            "auth.imap_ca_file": s.ca_file, "auth.default_domain": s.domain,
-            "smtp.host": "localhost", "smtp.port": str(s.submission_port),
-            "smtp.tls": "starttls", "smtp.ca_file": s.ca_file, "smtp.auth": "user",
-            "policy.mode": "none",
-        })
+        self.daemon = Daemon(self.directory, database=self.database, options=mail_options(
+            s.dovecot, smtp_port=s.submission_port, domain=s.domain,
+            **{"policy.mode": "none"}))
         try:
             self.daemon.start()
         except BaseException:

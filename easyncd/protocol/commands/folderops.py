@@ -23,6 +23,8 @@ hierarchy already is what it asks for; otherwise Status 9.
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -203,10 +205,10 @@ class _FolderCommand(Command):
         ctx.log.error("{command}: no groupware backend configured", command=self.name)
         return self.answer(FolderOpStatus.ServerError)
 
+    @abstractmethod
     async def perform(self, ctx: CommandContext, body: Element, check: _KeyCheck,
                       groupware: Any) -> CommandResponse:
         """Carry the command out (the key is valid)."""
-        raise NotImplementedError
 
     async def folders(self, ctx: CommandContext) -> list[Folder]:
         """The user's live folders."""
