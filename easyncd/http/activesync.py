@@ -224,7 +224,8 @@ class ActiveSyncResource(Resource):
                 "Cache-Control": "private",
                 "MS-Server-ActiveSync": SERVER_VERSION,
                 "MS-ASProtocolVersions": protocol_versions_header(highest),
-                "MS-ASProtocolCommands": protocol_commands_header(implemented_commands()),
+                "MS-ASProtocolCommands": protocol_commands_header(
+                    implemented_commands(self.services.extra)),
             },
         )
 

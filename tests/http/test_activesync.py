@@ -97,6 +97,11 @@ class HTTPTests(SynchronousTestCase):
         self.assertIn(b"\r\nMS-ASProtocolCommands: ", head)
         self.assertIn(b"\r\nMS-Server-ActiveSync: 16.1", head)
         self.assertNotIn(b"Ms-Asprotocolversions", head)
+        # No mail service here: the commands that need it are not offered.
+        commands = head.split(b"MS-ASProtocolCommands: ")[1].split(b"\r\n")[0].split(b",")
+        self.assertIn(b"Sync", commands)
+        for needs_mail in (b"SendMail", b"SmartReply", b"SmartForward", b"GetAttachment"):
+            self.assertNotIn(needs_mail, commands)
 
     def test_highest_version_is_configurable(self) -> None:
         self.services.config = make_config([f"server.data_dir={self.tmp}",

@@ -6,6 +6,8 @@ EAS command with "command not supported".
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 from easyncd.protocol.commands.base import Command
 from easyncd.protocol.commands.find import FindCommand
 from easyncd.protocol.commands.folderops import (
@@ -47,9 +49,13 @@ COMMANDS: dict[str, type[Command]] = {
 }
 
 
-def implemented_commands() -> list[str]:
-    """The registered commands, in MS-ASCMD table order (for ``MS-ASProtocolCommands``)."""
-    return [name for name in COMMAND_VERSIONS if name in COMMANDS]
+def implemented_commands(services: Iterable[str] | None = None) -> list[str]:
+    """The registered commands, in MS-ASCMD table order (for
+    ``MS-ASProtocolCommands``); with ``services`` (the names the daemon
+    runs), only those whose required services are there."""
+    available = None if services is None else frozenset(services)
+    return [name for name in COMMAND_VERSIONS if name in COMMANDS
+            and (available is None or available.issuperset(COMMANDS[name].requires))]
 
 
 __all__ = ["COMMANDS", "Command", "implemented_commands"]

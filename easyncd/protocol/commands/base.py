@@ -23,6 +23,9 @@ class Command(ABC):
     #: Versions older than this send a body that is not WBXML (2.5/12.x
     #: SendMail & co. send raw MIME): the dispatcher hands it to :meth:`run_raw`.
     raw_body_before: ClassVar[str | None] = None
+    #: Services (``ctx.services`` keys) without which the command cannot work;
+    #: OPTIONS does not advertise it when one is missing.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     async def run(self, ctx: CommandContext, body: Element | None) -> CommandResponse:

@@ -32,6 +32,7 @@ class GetAttachmentCommand(Command):
 
     name = "GetAttachment"
     needs_body = False
+    requires = ("mail",)
 
     async def run(self, ctx: CommandContext, body: Element | None) -> CommandResponse:
         """Stream the attachment, or answer with the HTTP code of the problem."""

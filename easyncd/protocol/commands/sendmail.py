@@ -578,6 +578,7 @@ class ComposeCommand(Command):
     #: Before this protocol version the body is raw MIME, not WBXML (the
     #: dispatcher then calls :meth:`run_raw`).
     raw_body_before: ClassVar[str | None] = "14.0"
+    requires: ClassVar[tuple[str, ...]] = ("smtp",)
 
     async def run(self, ctx: CommandContext, body: Element | None) -> CommandResponse:
         """14.0+: the WBXML form."""
