@@ -5,17 +5,20 @@ The tests talk HTTP to it over real sockets and manage it with the real
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
-from typing import Any
+from typing import Any, Callable, Mapping, TypeVar
 
 import requests
 
@@ -24,6 +27,7 @@ from easyncd.wbxml import Element, decode, encode
 BIN = os.path.dirname(sys.executable)
 TWISTD = os.path.join(BIN, "twistd")
 WBXML = "application/vnd.ms-sync.wbxml"
+T = TypeVar("T")
 
 #: Command codes of the base64 query form (MS-ASHTTP 2.2.1.1.1.1.2).
 COMMAND_CODES = {"Sync": 0, "SendMail": 1, "SmartForward": 2, "SmartReply": 3,
@@ -244,3 +248,50 @@ def mail_options(dovecot: Any, *, smtp_port: int | None = None, domain: str | No
                         "smtp.auth": "user"})
     options.update(extra)
     return options
+
+
+class SharedMailDaemon:
+    """A mail server (a ``DovecotServer`` or ``MailServers``) and a daemon
+    serving it, started once and shared by the tests of a module (trial has
+    no setUpClass): see :func:`shared`."""
+
+    def __init__(self, server: Any, options: Callable[[], Mapping[str, str]], *, prefix: str,
+                 own_database: bool = False) -> None:
+        """``options`` is called once the server runs (its ports are known then)."""
+        server.start()
+        self.server = server
+        self.directory = tempfile.mkdtemp(prefix=prefix)
+        #: An explicit SQLite URL, for tests that open the state store themselves.
+        self.database = f"sqlite:///{self.directory}/state.db" if own_database else None
+        try:
+            self.daemon = Daemon(self.directory, database=self.database, options=dict(options()))
+        except BaseException:
+            server.stop()
+            raise
+        try:
+            self.daemon.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the daemon, then the mail server; remove the directory."""
+        try:
+            if self.daemon.process is not None:
+                self.daemon.stop()
+        finally:
+            self.server.stop()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_SHARED: dict[Any, Any] = {}
+
+
+def shared(key: Any, make: Callable[[], T]) -> T:
+    """The environment made by ``make`` for ``key``, made once per test run
+    and stopped at exit (``make`` returns something with ``stop()``)."""
+    if key not in _SHARED:
+        environment = make()
+        atexit.register(environment.stop)  # type: ignore[attr-defined]
+        _SHARED[key] = environment
+    return _SHARED[key]  # type: ignore[no-any-return]

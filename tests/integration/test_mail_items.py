@@ -10,13 +10,10 @@ with GetAttachment at 12.1, moves a message to a user folder with MoveItems
 """
 from __future__ import annotations
 
-import atexit
 import base64
 import os
 import random
-import shutil
 import struct
-import tempfile
 import urllib.parse
 import uuid
 from typing import Any
@@ -25,7 +22,7 @@ import requests
 from twisted.trial.unittest import TestCase
 
 from easyncd.backends.imap.connect import connect_imap
-from easyncd.testing.daemon import Daemon, mail_options, folder_sync, wbxml_of
+from easyncd.testing.daemon import SharedMailDaemon, mail_options, shared, folder_sync, wbxml_of
 from easyncd.testing.dovecot import DovecotServer
 from easyncd.wbxml import Element, decode, encode
 
@@ -61,42 +58,19 @@ def split_multipart(data: bytes) -> list[bytes]:
     return parts
 
 
-class _Environment:
+class _Environment(SharedMailDaemon):
     """Dovecot + the daemon, shared by this module's tests."""
 
     def __init__(self) -> None:
         self.dovecot = DovecotServer(USERS)
-        self.dovecot.start()
-        self.directory = tempfile.mkdtemp(prefix="easyncd-items-")
-        d = self.dovecot
-        self.daemon = Daemon(self.directory, options=mail_options(
-            d, **{"policy.mode": "none"}))
         self.payload = random.Random(5).randbytes(150_000)
         self.uid: int | None = None
-        try:
-            self.daemon.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            if self.daemon.process is not None:
-                self.daemon.stop()
-        finally:
-            self.dovecot.stop()
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-
-_shared: list[_Environment] = []
+        super().__init__(self.dovecot, lambda: mail_options(self.dovecot, **{"policy.mode": "none"}),
+                         prefix="easyncd-items-")
 
 
 def environment() -> _Environment:
-    if not _shared:
-        env = _Environment()
-        atexit.register(env.stop)
-        _shared.append(env)
-    return _shared[0]
+    return shared(__name__, _Environment)
 
 
 class MailItemsIntegrationTests(TestCase):

@@ -12,17 +12,14 @@ calls it ``USER_GENERIC``), so folder types are compared as integers here.
 """
 from __future__ import annotations
 
-import atexit
 import email
 import email.policy
 import glob
 import imaplib
 import os
 import re
-import shutil
 import smtplib
 import ssl
-import tempfile
 import threading
 import time
 import uuid
@@ -31,7 +28,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from easyncd.testing.daemon import Daemon, mail_options
+from easyncd.testing.daemon import SharedMailDaemon, mail_options, shared
 from easyncd.testing.smtpserver import MailServers, wait_for_inbox
 from tests.integration.test_mail_folders import MAILBOXES
 
@@ -51,41 +48,20 @@ def fixture_names() -> list[str]:
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(FIXTURES, "*.eml")))
 
 
-class _Environment:
+class _Environment(SharedMailDaemon):
     """Postfix + Dovecot (with the given extra config) + the daemon."""
 
     def __init__(self, extra_config: str) -> None:
         self.servers = MailServers(USERS, dovecot_extra_config=MAILBOXES + extra_config)
-        self.servers.start()
-        self.directory = tempfile.mkdtemp(prefix="easyncd-pyas-")
         s = self.servers
-        options = mail_options(s.dovecot, smtp_port=s.submission_port, domain=s.domain)
-        self.daemon = Daemon(self.directory, options=options)
-        try:
-            self.daemon.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            if self.daemon.process is not None:
-                self.daemon.stop()
-        finally:
-            self.servers.stop()
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-
-_environments: dict[str, _Environment] = {}
+        super().__init__(s, lambda: mail_options(s.dovecot, smtp_port=s.submission_port,
+                                         domain=s.domain),
+                         prefix="easyncd-pyas-")
 
 
 def environment(extra_config: str) -> _Environment:
     """One environment per Dovecot configuration, shared by its tests."""
-    if extra_config not in _environments:
-        env = _Environment(extra_config)
-        atexit.register(env.stop)
-        _environments[extra_config] = env
-    return _environments[extra_config]
+    return shared((__name__, extra_config), lambda: _Environment(extra_config))
 
 
 class _PyActiveSyncMailTests:

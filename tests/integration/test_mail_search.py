@@ -10,9 +10,6 @@ TEXT``), not by easyncd.
 """
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from easyncd.backends.imap.connect import connect_imap
-from easyncd.testing.daemon import Daemon, mail_options, folder_sync, wbxml_of
+from easyncd.testing.daemon import SharedMailDaemon, mail_options, shared, folder_sync, wbxml_of
 from easyncd.testing.dovecot import DovecotServer
 from easyncd.wbxml import Element
 
@@ -55,41 +52,18 @@ MESSAGES = [
 ] + [("INBOX", f"Fruit {n}", f"mango number {n}", day(11, n)) for n in range(1, 6)]
 
 
-class _Environment:
+class _Environment(SharedMailDaemon):
     """Dovecot + the daemon, shared by this module's tests."""
 
     def __init__(self) -> None:
         self.dovecot = DovecotServer(USERS)
-        self.dovecot.start()
-        self.directory = tempfile.mkdtemp(prefix="easyncd-search-")
-        d = self.dovecot
-        self.daemon = Daemon(self.directory, options=mail_options(
-            d, **{"policy.mode": "none"}))
         self.filled = False
-        try:
-            self.daemon.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            if self.daemon.process is not None:
-                self.daemon.stop()
-        finally:
-            self.dovecot.stop()
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-
-_shared: list[_Environment] = []
+        super().__init__(self.dovecot, lambda: mail_options(self.dovecot, **{"policy.mode": "none"}),
+                         prefix="easyncd-search-")
 
 
 def environment() -> _Environment:
-    if not _shared:
-        env = _Environment()
-        atexit.register(env.stop)
-        _shared.append(env)
-    return _shared[0]
+    return shared(__name__, _Environment)
 
 
 def search(*conditions: Element, range_text: str | None = None, deep: bool = False) -> Element:

@@ -6,10 +6,7 @@ delivers back into Dovecot, so each sent message is seen arriving.
 """
 from __future__ import annotations
 
-import atexit
 import email
-import shutil
-import tempfile
 import uuid
 from email import policy as email_policy
 from typing import Any
@@ -20,7 +17,7 @@ from twisted.trial.unittest import TestCase
 from easyncd.backends.imap.client import IMAPError
 from easyncd.backends.imap.connect import connect_imap
 from easyncd.store import open_store
-from easyncd.testing.daemon import Daemon, mail_options, folder_sync, wbxml_of
+from easyncd.testing.daemon import SharedMailDaemon, mail_options, shared, folder_sync, wbxml_of
 from easyncd.testing.smtpserver import MailServers, wait_for_inbox
 from easyncd.wbxml import Element
 
@@ -59,42 +56,19 @@ def compose_request(command: str, message: bytes, client_id: str, *,
     return root
 
 
-class _Environment:
+class _Environment(SharedMailDaemon):
     """Postfix + Dovecot + the daemon, shared by this module's tests."""
 
     def __init__(self) -> None:
         self.servers = MailServers(USERS)
-        self.servers.start()
-        self.directory = tempfile.mkdtemp(prefix="easyncd-send-")
-        self.database = f"sqlite:///{self.directory}/state.db"
         s = self.servers
-        self.daemon = Daemon(self.directory, database=self.database, options=mail_options(
-            s.dovecot, smtp_port=s.submission_port, domain=s.domain,
-            **{"policy.mode": "none"}))
-        try:
-            self.daemon.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            if self.daemon.process is not None:
-                self.daemon.stop()
-        finally:
-            self.servers.stop()
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-
-_shared: list[_Environment] = []
+        super().__init__(s, lambda: mail_options(s.dovecot, smtp_port=s.submission_port,
+                                         domain=s.domain, **{"policy.mode": "none"}),
+                         prefix="easyncd-send-", own_database=True)
 
 
 def environment() -> _Environment:
-    if not _shared:
-        env = _Environment()
-        atexit.register(env.stop)
-        _shared.append(env)
-    return _shared[0]
+    return shared(__name__, _Environment)
 
 
 class MailSendTests(TestCase):

@@ -9,11 +9,8 @@ the device sends its own answer).
 """
 from __future__ import annotations
 
-import atexit
 import email
 import json
-import shutil
-import tempfile
 import uuid
 from email import policy as email_policy
 from typing import Any
@@ -26,7 +23,7 @@ from easyncd.backends.groupware.vobj.calendar import parse_ics, parse_itip
 from easyncd.backends.groupware.vobj.split import split_icalendar
 from easyncd.backends.imap.client import IMAPError
 from easyncd.backends.imap.connect import connect_imap
-from easyncd.testing.daemon import Daemon, mail_options, folder_sync, wbxml_of
+from easyncd.testing.daemon import SharedMailDaemon, mail_options, shared, folder_sync, wbxml_of
 from easyncd.testing.smtpserver import MailServers, read_inbox
 from easyncd.wbxml import Element
 
@@ -72,41 +69,19 @@ def invitation(uid: str, summary: str) -> bytes:
         + ics + "--ALT--\r\n").encode("utf-8")
 
 
-class _Environment:
+class _Environment(SharedMailDaemon):
     """Postfix + Dovecot + the daemon, shared by this module's tests."""
 
     def __init__(self) -> None:
         self.servers = MailServers(USERS, dovecot_extra_config=SPECIAL_USE)
-        self.servers.start()
-        self.directory = tempfile.mkdtemp(prefix="easyncd-meeting-")
         s = self.servers
-        self.daemon = Daemon(self.directory, options=mail_options(
-            s.dovecot, smtp_port=s.submission_port, domain=s.domain,
-            **{"policy.mode": "none"}))
-        try:
-            self.daemon.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            if self.daemon.process is not None:
-                self.daemon.stop()
-        finally:
-            self.servers.stop()
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-
-_shared: list[_Environment] = []
+        super().__init__(s, lambda: mail_options(s.dovecot, smtp_port=s.submission_port,
+                                         domain=s.domain, **{"policy.mode": "none"}),
+                         prefix="easyncd-meeting-")
 
 
 def environment() -> _Environment:
-    if not _shared:
-        env = _Environment()
-        atexit.register(env.stop)
-        _shared.append(env)
-    return _shared[0]
+    return shared(__name__, _Environment)
 
 
 class MeetingResponseIntegrationTests(TestCase):
